@@ -1,0 +1,38 @@
+# Two promises: `make demo` and `make test` each work on a fresh machine with Python 3.11 and Java 17.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SIZE ?= demo
+DS ?= 2026-11-01
+
+.PHONY: venv demo test test-all bench airflow-demo package clean
+
+$(STAMP): requirements.txt constraints.txt lib/pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first and alone: the CPU wheel, so that no later requirement can pull a CUDA build.
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -r requirements.txt -c constraints.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e lib
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/smar demo --size $(SIZE) --ds $(DS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q -m "slow or not slow"
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_ingest.py
+
+package: $(STAMP)
+	$(BIN)/python -m pip wheel --quiet --no-deps -w dist lib
+
+clean:
+	rm -rf warehouse artifacts reports dist .pytest_cache
