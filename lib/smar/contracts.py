@@ -150,6 +150,11 @@ class Contract(BaseModel):
         """A DDL string (`a string, b long`) usable by `createDataFrame` on both engines."""
         return ", ".join(f"`{c.name}` {c.type}" for c in self.columns)
 
+    @property
+    def has_nested_columns(self) -> bool:
+        """Whether any column is an array, struct or map."""
+        return any(pa.types.is_nested(column.arrow_type) for column in self.columns)
+
     def empty_table(self) -> pa.Table:
         return self.arrow_schema().empty_table()
 

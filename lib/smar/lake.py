@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from deltalake import DeltaTable, write_deltalake
+from deltalake import DeltaTable
 from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -110,12 +110,13 @@ class Lakehouse:
             return
         contract = load_contract(table)
         self.path(table).parent.mkdir(parents=True, exist_ok=True)
-        write_deltalake(
-            self.uri(table),
-            contract.empty_table(),
-            partition_by=contract.partition_by or None,
-            mode="append",
-        )
+        # Created through the engine (not delta-rs) so nested types get the engine's own field
+        # names; the embedded engine refuses to union list<element> with list<item> later.
+        spark = self._require_spark()
+        writer = spark.createDataFrame([], contract.ddl()).write.format("delta").mode("overwrite")
+        if contract.partition_by:
+            writer = writer.partitionBy(*contract.partition_by)
+        writer.save(self.uri(table))
         log.info("created %s at %s", table, self.uri(table))
 
     def _require_spark(self) -> SparkSession:
@@ -155,12 +156,21 @@ class Lakehouse:
         for column, value in slice_values.items():
             # Stamp the slice columns so the frame always satisfies the replaceWhere predicate.
             conformed = conformed.withColumn(column, F.lit(value).cast(contract.column(column).type))
+        if self._is_connect_session() and contract.has_nested_columns:
+            # pysail 0.7.2 cannot union a list<item> frame with the table's list<element> data
+            # inside replaceWhere; DELETE + append gives the same rows (in two commits).
+            self._require_spark().sql(f"DELETE FROM delta.`{self.uri(table)}` WHERE {predicate(slice_values)}").collect()
+            conformed.write.format("delta").mode("append").save(self.uri(table))
+            return
         (
             conformed.write.format("delta")
             .mode("overwrite")
             .option("replaceWhere", predicate(slice_values))
             .save(self.uri(table))
         )
+
+    def _is_connect_session(self) -> bool:
+        return type(self._require_spark()).__module__.startswith("pyspark.sql.connect")
 
     def append(self, frame: DataFrame, table: str) -> None:
         """Append rows (for tables whose writers guarantee unique runs, e.g. a new run_id)."""

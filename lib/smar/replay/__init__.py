@@ -1,0 +1,1 @@
+"""Offline replay of logged pages: off-policy estimators and click models."""
