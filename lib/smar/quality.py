@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import unquote, urlparse
@@ -166,9 +167,9 @@ def validate_frame(
         )
     )
     _forget_run(context, suite_name=contract.table, run_name=run_name)
-    checkpoint_result = checkpoint.run(
-        batch_parameters={"dataframe": frame}, run_id=gx.RunIdentifier(run_name=run_name)
-    )
+    # An explicit run time: given none, GX parses a date-like run name ("2025-10-16") as the time.
+    run_id = gx.RunIdentifier(run_name=run_name, run_time=datetime.now(timezone.utc))
+    checkpoint_result = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=run_id)
 
     ((result_identifier, result),) = checkpoint_result.run_results.items()
     store_backend = context.validation_results_store.store_backend
@@ -239,7 +240,9 @@ def _data_docs_index(context: FileDataContext) -> Path:
     sites = context.get_docs_sites_urls(site_name=DATA_DOCS_SITE)
     site_url = sites[0]["site_url"] if sites else None
     if not site_url:
-        raise RuntimeError(f"GX built no Data Docs site {DATA_DOCS_SITE!r} under {context.root_directory}")
+        raise RuntimeError(
+            f"GX built no Data Docs site {DATA_DOCS_SITE!r} under {context.root_directory}"
+        )
     return _path_of_file_url(site_url)
 
 

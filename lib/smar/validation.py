@@ -66,7 +66,9 @@ def _value_reasons(frame: DataFrame, column: ContractColumn, typed: Column) -> l
         )
     )
     if column.required:
-        reasons.append(F.when(raw.isNull(), F.lit(f"column '{name}' is null but required")))
+        # A column already reported as missing is not reported again as null.
+        reported_missing = F.array_contains(F.split(F.coalesce(F.col(MISSING_COLUMNS), F.lit("")), ","), name)
+        reasons.append(F.when(raw.isNull() & ~reported_missing, F.lit(f"column '{name}' is null but required")))
     checks = column.checks
     if checks.allowed is not None:
         allowed = ", ".join(str(value) for value in checks.allowed)
@@ -110,7 +112,8 @@ def _value_reasons(frame: DataFrame, column: ContractColumn, typed: Column) -> l
 def add_missing_landing_columns(frame: DataFrame, contract: Contract) -> DataFrame:
     """Give a landing frame every contract and bookkeeping column, recording absent contract columns."""
     present = set(frame.columns)
-    absent = [column.name for column in contract.columns if column.name not in present]
+    # Only required columns count as missing; absent optional columns are simply null.
+    absent = [column.name for column in contract.columns if column.name not in present and column.required]
     for column in contract.columns:
         if column.name not in present:
             frame = frame.withColumn(column.name, F.lit(None).cast("string"))

@@ -32,6 +32,7 @@ not be nested (b(g) >= b(g+1) may fail).
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -106,7 +107,7 @@ class IsoLabelSearch:
         return {modality: len(self._judged[modality]) for modality in self.modalities}
 
     def own_probes_by_boundary(self) -> dict[tuple[str, int], int]:
-        """Judgements requested for each (modality, g) as its midpoint (shared ones count for each)."""
+        """Judgements asked as the midpoint of each (modality, g); a shared one counts for each."""
         return dict(self._own_probes)
 
     def judged(self) -> dict[str, dict[int, int]]:
@@ -161,10 +162,11 @@ class IsoLabelSearch:
         n_items = self.n_items_by_modality[modality]
         if not 0 <= position < n_items:
             raise ValueError(f"modality {modality!r}: position {position} outside 0..{n_items - 1}")
-        if isinstance(grade, bool) or not isinstance(grade, int) or not (
+        if isinstance(grade, bool) or not isinstance(grade, numbers.Integral) or not (
             MIN_GRADE <= grade <= MAX_GRADE
         ):
             raise ValueError(f"grade must be an integer in {MIN_GRADE}..{MAX_GRADE}, got {grade!r}")
+        position, grade = int(position), int(grade)  # numpy integers become plain ints
         judged = self._judged[modality]
         if position in judged:
             raise ValueError(f"modality {modality!r}: position {position} was already judged")
@@ -200,7 +202,7 @@ class IsoLabelSearch:
         return not self._unresolved() or (remaining is not None and remaining <= 0)
 
     def boundaries(self) -> dict[tuple[str, int], int | None]:
-        """(modality, g) -> first position with grade < g (= items with grade >= g); None if unresolved."""
+        """(modality, g) -> first position with grade < g (items graded >= g); None: unresolved."""
         return {
             key: (interval[0] if interval[0] == interval[1] else None)
             for key, interval in sorted(self._intervals.items())
@@ -208,7 +210,7 @@ class IsoLabelSearch:
 
     def intervals(self) -> dict[tuple[str, int], tuple[int, int]]:
         """(modality, g) -> the current candidate interval [low, high] for the boundary."""
-        return {key: (interval[0], interval[1]) for key, interval in sorted(self._intervals.items())}
+        return {key: (low, high) for key, (low, high) in sorted(self._intervals.items())}
 
     def anchors(self) -> dict[int, list[IsoLabelAnchor]]:
         """For each boundary g, the resolved modalities' anchors (see `IsoLabelAnchor`)."""

@@ -25,6 +25,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import numbers
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -141,9 +142,13 @@ def build_task(
 
 
 def _check_grade(grade: Any) -> int:
-    if isinstance(grade, bool) or not isinstance(grade, int) or not MIN_GRADE <= grade <= MAX_GRADE:
+    if (
+        isinstance(grade, bool)
+        or not isinstance(grade, numbers.Integral)
+        or not MIN_GRADE <= grade <= MAX_GRADE
+    ):
         raise ValueError(f"grade must be an integer in {MIN_GRADE}..{MAX_GRADE}, got {grade!r}")
-    return grade
+    return int(grade)  # numpy integers are not JSON-serialisable
 
 
 def annotations_export(
@@ -169,7 +174,7 @@ def annotations_export(
             item_index[task_id][item_id]
         ] = _check_grade(grade)
 
-    # Label Studio numbers users, annotations and tasks itself; stable numbers keep exports diffable.
+    # Label Studio numbers users, annotations and tasks itself; stable numbers keep diffs small.
     annotator_numbers = {
         name: number
         for number, name in enumerate(

@@ -24,7 +24,7 @@ DEFAULT_BUDGET = 0.2
 
 
 def label_count(n_items: int, budget: float = DEFAULT_BUDGET) -> int:
-    """Items to label in a list of `n_items`: max(1, p*n rounded half up), capped at n; 0 if n == 0."""
+    """Items to label among `n_items`: max(1, p*n rounded half up), capped at n; 0 if n == 0."""
     if n_items < 0:
         raise ValueError(f"n_items must be >= 0, got {n_items}")
     if not (0.0 < budget <= 1.0) or math.isnan(budget):

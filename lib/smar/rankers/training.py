@@ -53,9 +53,10 @@ def preference_labels(
     """
     if long_dwell_seconds <= 0:
         raise ValueError(f"long_dwell_seconds must be > 0, got {long_dwell_seconds}")
-    clicked = frame["clicked"].to_numpy(dtype=np.float64)
-    if np.isnan(clicked).any() or not np.isin(clicked, (0.0, 1.0)).all():
-        row = int(np.flatnonzero(~np.isin(clicked, (0.0, 1.0)))[0])
+    clicked = frame["clicked"].to_numpy(dtype=np.float64, na_value=np.nan)
+    not_binary = ~np.isin(clicked, (0.0, 1.0))  # NaN (a null click) is refused too
+    if not_binary.any():
+        row = int(np.flatnonzero(not_binary)[0])
         raise ValueError(f"row {row}: column 'clicked' must be 0 or 1, got {clicked[row]}")
     dwell = frame["dwell_seconds"].to_numpy(dtype=np.float64, na_value=np.nan)
     dwell = np.where(np.isnan(dwell), 0.0, dwell)

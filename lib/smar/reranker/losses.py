@@ -30,7 +30,7 @@ IntraLoss = Literal["pairwise_hinge", "list_mle"]
 
 
 class ModalityLosses(NamedTuple):
-    """`total` = sum_m beta_m * L_m (scalar); `by_modality` = unweighted L_m, shape [n_modalities]."""
+    """`total` = sum_m beta_m * L_m (scalar); `by_modality` = unweighted L_m, `[n_modalities]`."""
 
     total: Tensor
     by_modality: Tensor

@@ -1,0 +1,177 @@
+"""The `smar` command line. Each command is a thin shell over `smar.pipeline`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from smar.config import get_settings
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="SMAR: whole-page reranking via single-modal supervision, on a Delta lakehouse.",
+)
+# Wide enough for table names when output is piped (CI logs, Airflow task logs).
+console = Console(width=None if sys.stdout.isatty() else 160)
+
+EngineOption = typer.Option(None, "--engine", help="auto | embedded | cluster (default: $SMAR_ENGINE or auto)")
+WarehouseOption = typer.Option(None, "--warehouse", help="warehouse root (default: $SMAR_WAREHOUSE or ./warehouse)")
+
+
+def _configure(warehouse: Optional[Path], engine: Optional[str], verbose: bool = False) -> None:
+    # Settings are read from the environment once; CLI flags win by setting it first.
+    if warehouse is not None:
+        os.environ["SMAR_WAREHOUSE"] = str(warehouse)
+    if engine is not None:
+        os.environ["SMAR_ENGINE"] = engine
+    get_settings.cache_clear()
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # pysail logs every session at INFO through RUST_LOG; keep the console readable.
+    os.environ.setdefault("RUST_LOG", "error")
+
+
+def _print_ingest(results: list, ds: str) -> None:
+    table = Table(title=f"ingest ds={ds}")
+    for column in ("table", "landed", "accepted", "rejected", "reject %", "top reasons"):
+        table.add_column(column)
+    for result in results:
+        table.add_row(
+            result.table,
+            str(result.landed),
+            str(result.accepted),
+            str(result.rejected),
+            f"{100 * result.reject_fraction:.2f}",
+            "; ".join(f"{reason} ({count})" for reason, count in result.top_reasons),
+        )
+    console.print(table)
+
+
+def print_tables() -> None:
+    """Print every contracted table with version and row count."""
+    from smar.lake import Lakehouse
+
+    lake = Lakehouse(None, get_settings())
+    table = Table(title=f"tables under {get_settings().warehouse.resolve()}")
+    for column in ("table", "version", "rows", "partitioned by", "last operation", "last modified (UTC)"):
+        table.add_column(column)
+    for info in lake.list_tables():
+        table.add_row(
+            info.name,
+            "-" if info.version is None else str(info.version),
+            "-" if info.row_count is None else str(info.row_count),
+            ", ".join(info.partition_by),
+            info.last_operation or "-",
+            info.last_modified.strftime("%Y-%m-%d %H:%M:%S") if info.last_modified else "-",
+        )
+    console.print(table)
+
+
+@app.command()
+def generate(
+    ds: str = typer.Option(..., help="the day to generate, YYYY-MM-DD"),
+    out: Path = typer.Option(..., help="folder for the raw files"),
+    size: str = typer.Option("demo", help="tiny | demo | large"),
+    seed: Optional[int] = typer.Option(None, help="default: $SMAR_SEED or the frozen default"),
+    file_format: str = typer.Option("parquet", "--format", help="parquet | jsonl"),
+) -> None:
+    """Write one synthetic day as raw files, for `smar ingest --source files`."""
+    from smar.pipeline import write_generated_files
+
+    _configure(None, None)
+    with console.status(f"generating {size} day {ds}"):
+        paths = write_generated_files(ds, out, size=size, seed=seed if seed is not None else get_settings().seed, file_format=file_format)  # type: ignore[arg-type]
+    for path in paths:
+        console.print(f"wrote {path}")
+
+
+@app.command()
+def ingest(
+    ds: str = typer.Option(..., help="the day to ingest, YYYY-MM-DD"),
+    source: str = typer.Option("generator", help="generator | qilin | files"),
+    path: Optional[Path] = typer.Option(None, help="qilin folder, or a file/folder of raw files"),
+    table: Optional[str] = typer.Option(None, help="with a single file: the table it holds"),
+    size: str = typer.Option("demo", help="generator size: tiny | demo | large"),
+    seed: Optional[int] = typer.Option(None),
+    max_reject_fraction: Optional[float] = typer.Option(None, help="fail above this fraction refused"),
+    skip_quality: bool = typer.Option(False, "--skip-quality", help="skip the Great Expectations suites"),
+    engine: Optional[str] = EngineOption,
+    warehouse: Optional[Path] = WarehouseOption,
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Validate raw input into bronze tables; refused rows go to bronze.rejects with reasons."""
+    from smar.engine import spark_session
+    from smar.ingest import IngestRejectedError
+    from smar.lake import Lakehouse
+    from smar.pipeline import run_ingest
+    from smar.sources import SourceError
+
+    _configure(warehouse, engine, verbose)
+    try:
+        with console.status(f"ingesting {source} for ds={ds}"), spark_session(app_name="smar-ingest") as spark:
+            results = run_ingest(
+                spark,
+                Lakehouse(spark, get_settings()),
+                ds=ds,
+                source=source,  # type: ignore[arg-type]
+                path=path,
+                table=table,
+                size=size,  # type: ignore[arg-type]
+                seed=seed,
+                max_reject_fraction=max_reject_fraction,
+                run_quality_checks=not skip_quality,
+            )
+    except (IngestRejectedError, SourceError) as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(code=2) from error
+    _print_ingest(results, ds)
+
+
+@app.command()
+def tables(warehouse: Optional[Path] = WarehouseOption) -> None:
+    """List every table with its Delta version and row count."""
+    _configure(warehouse, None)
+    print_tables()
+
+
+@app.command()
+def demo(
+    ds: str = typer.Option("2026-11-01", help="the demo day"),
+    size: str = typer.Option("demo", help="tiny | demo | large"),
+    engine: Optional[str] = EngineOption,
+    warehouse: Optional[Path] = WarehouseOption,
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Run the pipeline end to end on the embedded engine and print what it wrote."""
+    from smar.engine import spark_session
+    from smar.lake import Lakehouse
+    from smar.pipeline import run_ingest
+
+    _configure(warehouse, engine or "embedded", verbose)
+    settings = get_settings()
+    console.rule(f"SMAR demo: size={size}, ds={ds}, warehouse={settings.warehouse.resolve()}")
+    with spark_session(app_name="smar-demo") as spark:
+        lake = Lakehouse(spark, settings)
+        with console.status("step 0: generate synthetic search logs and ingest them into bronze"):
+            results = run_ingest(spark, lake, ds=ds, source="generator", size=size)  # type: ignore[arg-type]
+        _print_ingest(results, ds)
+    print_tables()
+    console.print(f"Great Expectations Data Docs: {settings.reports.resolve() / 'gx'}")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

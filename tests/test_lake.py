@@ -1,0 +1,113 @@
+"""Lake I/O round trips on the embedded engine, checked through delta-rs too."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+from deltalake import DeltaTable
+from pyspark.sql import functions as F
+
+REJECT_COLUMNS = "ds string, job string, target_table string, source string, row_number long, reason string, raw_payload string"
+
+
+def _rejects(spark, rows):
+    return spark.createDataFrame(rows, REJECT_COLUMNS)
+
+
+def _sorted(frame, *columns):
+    return sorted(tuple(row[c] for c in columns) for row in frame.collect())
+
+
+def test_table_path_follows_layer_and_name(lake, settings):
+    assert lake.path("bronze.search_logs") == (settings.warehouse / "bronze" / "search_logs").resolve()
+    with pytest.raises(ValueError, match="layer.name"):
+        lake.path("search_logs")
+
+
+def test_overwrite_slice_replaces_only_its_partition_and_is_idempotent(spark, lake):
+    # Given two days of rejects
+    lake.overwrite_slice(_rejects(spark, [("2026-11-01", "ingest", "t", "s", 1, "a", "{}")]), "bronze.rejects", {"ds": "2026-11-01", "job": "ingest"})
+    lake.overwrite_slice(_rejects(spark, [("2026-11-02", "ingest", "t", "s", 2, "b", "{}")]), "bronze.rejects", {"ds": "2026-11-02", "job": "ingest"})
+    # When day 1 is rewritten twice with new rows
+    replacement = _rejects(spark, [("2026-11-01", "ingest", "t", "s", 3, "c", "{}"), ("2026-11-01", "ingest", "t", "s", 4, "d", "{}")])
+    lake.overwrite_slice(replacement, "bronze.rejects", {"ds": "2026-11-01", "job": "ingest"})
+    lake.overwrite_slice(replacement, "bronze.rejects", {"ds": "2026-11-01", "job": "ingest"})
+    # Then day 1 holds exactly the replacement and day 2 is untouched
+    assert _sorted(lake.read("bronze.rejects"), "ds", "row_number") == [
+        ("2026-11-01", 3), ("2026-11-01", 4), ("2026-11-02", 2)
+    ]
+
+
+def test_overwrite_slice_with_nested_columns_is_idempotent(spark, lake):
+    frame = spark.createDataFrame(
+        [("2026-11-01", "i1", "image", [0.1, 0.2], "generator"), ("2026-11-01", "w1", "web", None, "generator")],
+        "ds string, item_id string, modality string, visual_embedding array<float>, source string",
+    )
+    for _ in range(2):
+        lake.overwrite_slice(frame, "bronze.items", {"ds": "2026-11-01", "source": "generator"})
+    rows = {row.item_id: row for row in lake.read("bronze.items").collect()}
+    assert set(rows) == {"i1", "w1"}
+    assert rows["i1"].visual_embedding == pytest.approx([0.1, 0.2])
+    assert rows["w1"].visual_embedding is None
+
+
+def test_an_empty_rerun_clears_the_slice(spark, lake):
+    lake.overwrite_slice(_rejects(spark, [("2026-11-01", "ingest", "t", "s", 1, "a", "{}")]), "bronze.rejects", {"ds": "2026-11-01", "job": "ingest"})
+    lake.overwrite_slice(spark.createDataFrame([], REJECT_COLUMNS), "bronze.rejects", {"ds": "2026-11-01", "job": "ingest"})
+    assert lake.read("bronze.rejects").count() == 0
+
+
+def test_merge_updates_matches_inserts_new_and_remerge_changes_nothing(spark, lake):
+    base = _rejects(spark, [("d", "j", "t", "s", 1, "old", "{}"), ("d", "j", "t", "s", 2, "keep", "{}")])
+    lake.append(base, "bronze.rejects")
+    update = _rejects(spark, [("d", "j", "t", "s", 1, "new", "{}"), ("d", "j", "t", "s", 3, "added", "{}")])
+    lake.merge(update, "bronze.rejects", update_when_changed=["reason"])
+    after_first = _sorted(lake.read("bronze.rejects"), "row_number", "reason")
+    assert after_first == [(1, "new"), (2, "keep"), (3, "added")]
+    lake.merge(update, "bronze.rejects", update_when_changed=["reason"])
+    assert _sorted(lake.read("bronze.rejects"), "row_number", "reason") == after_first
+
+
+def test_read_at_version_and_history(spark, lake):
+    lake.append(_rejects(spark, [("d", "j", "t", "s", 1, "a", "{}")]), "bronze.rejects")
+    first_version = lake.version("bronze.rejects")
+    lake.append(_rejects(spark, [("d", "j", "t", "s", 2, "b", "{}")]), "bronze.rejects")
+    assert lake.version("bronze.rejects") == first_version + 1
+    assert lake.read("bronze.rejects", version=first_version).count() == 1
+    assert lake.read("bronze.rejects").count() == 2
+    assert lake.row_count("bronze.rejects", version=first_version) == 1
+    operations = [entry["operation"] for entry in lake.history("bronze.rejects")]
+    assert operations[0] in ("WRITE", "APPEND") and "CREATE TABLE" in operations
+
+
+def test_tables_written_by_the_engine_read_back_the_same_with_deltalake(spark, lake):
+    when = datetime(2026, 11, 1, 12, tzinfo=timezone.utc)
+    frame = _rejects(spark, [("d", "j", "t", "s", 7, "r", '{"a":1}')]).withColumn("rejected_at", F.lit(when))
+    lake.append(frame, "bronze.rejects")
+    through_delta_rs = DeltaTable(lake.uri("bronze.rejects")).to_pyarrow_table().to_pylist()
+    through_engine = [row.asDict() for row in lake.read("bronze.rejects").collect()]
+    assert len(through_delta_rs) == len(through_engine) == 1
+    for key in ("ds", "job", "target_table", "source", "row_number", "reason", "raw_payload"):
+        assert through_delta_rs[0][key] == through_engine[0][key]
+    assert through_delta_rs[0]["rejected_at"] == when
+    # Shared columns stay nullable so every engine can write the table.
+    assert all(field.nullable for field in DeltaTable(lake.uri("bronze.rejects")).schema().fields)
+
+
+def test_list_tables_reports_versions_and_counts(spark, lake):
+    lake.append(_rejects(spark, [("d", "j", "t", "s", 1, "a", "{}")]), "bronze.rejects")
+    infos = {info.name: info for info in lake.list_tables()}
+    assert infos["bronze.rejects"].exists and infos["bronze.rejects"].row_count == 1
+    assert infos["bronze.rejects"].version == lake.version("bronze.rejects")
+    assert not infos["bronze.search_logs"].exists and infos["bronze.search_logs"].row_count is None
+
+
+def test_writing_without_a_required_column_is_a_clear_error(spark, lake):
+    with pytest.raises(ValueError, match="required column 'reason' is missing"):
+        lake.append(spark.createDataFrame([("d", "j", "t", "s")], "ds string, job string, target_table string, source string"), "bronze.rejects")
+
+
+def test_reading_a_missing_table_names_it(lake):
+    with pytest.raises(FileNotFoundError, match="bronze.search_logs"):
+        lake.read("bronze.search_logs")
