@@ -97,7 +97,7 @@ def fit_position_based_model(
     positions: ArrayLike,
     clicks: ArrayLike,
     *,
-    max_iterations: int = 200,
+    max_iterations: int = 2000,
     tolerance: float = 1e-6,
     normalize_top: bool = True,
 ) -> PositionBasedModel:
