@@ -155,3 +155,15 @@ def test_classic_spark_gives_the_same_result(classic_spark) -> None:
     rows = random_judged_run(seed=42)
     result = ranking_metrics_by_query(classic_spark.createDataFrame(rows, SCHEMA), cutoffs=CUTOFFS).toPandas()
     assert_frames_close(result, reference(rows, gain="linear", empty=None))
+
+
+def test_nan_relevance_counts_as_unjudged(spark) -> None:
+    # Given a pandas-made table where a missing grade arrives as NaN rather than null
+    frame = spark.createDataFrame(
+        [("q", "a", 0.9, float("nan")), ("q", "b", 0.5, 1.0)],
+        "query_id string, doc_id string, score double, relevance double",
+    )
+    row = ranking_metrics_by_query(frame, cutoffs=(1,)).toPandas().iloc[0]
+    # Then the NaN document is simply not relevant: the relevant one sits at rank 2
+    assert row["recip_rank"] == pytest.approx(0.5)
+    assert row["ndcg"] == pytest.approx(1 / math.log2(3))

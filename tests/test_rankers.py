@@ -56,6 +56,16 @@ SHOWN_PER_MODALITY = 8
 RELEVANT_SHOWN = 3
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    # These models are tiny: on a shared 2-core machine, intra-op OpenMP threads mostly wait on
+    # each other and on other processes (measured 5-40x slower than a single thread).
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 # --------------------------------------------------------------------------- synthetic fixture
 
 
@@ -198,7 +208,7 @@ def test_each_modality_beats_random_within_modality(synthetic, modality):
     rng = np.random.default_rng(0)
     random_ndcg = np.mean([ndcg_at_10_within_groups(rng.random(len(grades)), grades, groups)
                            for _ in range(20)])
-    assert model_ndcg > random_ndcg + 0.15, (model_ndcg, random_ndcg)
+    assert model_ndcg > random_ndcg + 0.2, (model_ndcg, random_ndcg)
     assert len(history) == 6 and history[-1]["train_loss"] < history[0]["train_loss"]
     assert all(math.isfinite(record["validation_ndcg_at_10"]) for record in history)
 
