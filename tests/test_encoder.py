@@ -56,17 +56,28 @@ def test_model_is_loaded_once_across_many_calls(cpu_encoder):
     for call in range(5):
         encode_unique([f"query {call}", "shared text"], batch_size=64, device="cpu")
         assert get_text_encoder("cpu") is cpu_encoder
-    # Then nothing was read from disk again, and only one CPU copy was ever loaded
+    # Then nothing was read from disk again
     assert encoder_load_count() == loads_before
-    assert sum(1 for key in encoder_module._encoders if key == "cpu") == 1
+
+
+def test_a_fresh_worker_loads_once_then_reuses(cpu_encoder, monkeypatch):
+    # Given a worker whose cache is empty (as in a new Python worker process)
+    monkeypatch.setattr(encoder_module, "_encoders", {})
+    loads_before = encoder_load_count()
+    # When it encodes several batches
+    for call in range(3):
+        encode_unique([f"batch {call}"], device="cpu")
+    # Then exactly one load happened, and it is a different object from the module's copy
+    assert encoder_load_count() - loads_before == 1
+    assert get_text_encoder("cpu") is not cpu_encoder
 
 
 def test_empty_and_missing_text_share_one_finite_embedding(cpu_encoder):
-    # Given the three shapes of "no text" a pandas column can hold
-    unique_texts, embeddings, index = encode_unique(["", None, float("nan")], device="cpu")
+    # Given the shapes of "no text" a pandas column can hold
+    unique_texts, embeddings, index = encode_unique(["", None, float("nan"), pd.NA], device="cpu")
     # Then they are one unique text (the empty string) with a finite unit vector
     assert unique_texts == [""]
-    assert index.tolist() == [0, 0, 0]
+    assert index.tolist() == [0, 0, 0, 0]
     assert np.isfinite(embeddings).all()
     assert math.isclose(float(np.linalg.norm(embeddings[0])), 1.0, abs_tol=1e-5)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,15 +22,6 @@ from smar.trec_files import read_qrels, read_run
 
 SCHEMA = "query_id string, doc_id string, score double, relevance int"
 CUTOFFS = (1, 3, 5)
-
-
-@pytest.fixture(scope="module")
-def spark() -> Iterator:
-    """One embedded engine (pysail Spark Connect) for this file."""
-    from smar.engine import spark_session
-
-    with spark_session("embedded", app_name="smar-metrics-tests") as session:
-        yield session
 
 
 def random_judged_run(seed: int) -> list[tuple[str, str, float | None, int | None]]:
@@ -150,11 +140,18 @@ def test_spark_reproduces_trec_eval_golden(spark, shared_data: Path) -> None:
 
 @pytest.mark.classic
 @pytest.mark.slow
-def test_classic_spark_gives_the_same_result(classic_spark) -> None:
-    # Given the same rows on classic local Spark (JVM), then the metrics equal the reference
+def test_classic_spark_gives_the_same_result() -> None:
+    # Given the same rows on classic local Spark (JVM, in a child process: see test_engine_parity),
+    # then the metrics equal the reference
+    from tests.test_engine_parity import _run_classic
+
     rows = random_judged_run(seed=42)
-    result = ranking_metrics_by_query(classic_spark.createDataFrame(rows, SCHEMA), cutoffs=CUTOFFS).toPandas()
-    assert_frames_close(result, reference(rows, gain="linear", empty=None))
+    records = _run_classic(f"""
+        from smar.metrics.spark_metrics import ranking_metrics_by_query
+        frame = spark.createDataFrame({rows!r}, {SCHEMA!r})
+        result = ranking_metrics_by_query(frame, cutoffs={CUTOFFS!r}).toPandas().to_dict(orient="records")
+    """)
+    assert_frames_close(pd.DataFrame(records), reference(rows, gain="linear", empty=None))
 
 
 def test_nan_relevance_counts_as_unjudged(spark) -> None:

@@ -181,7 +181,8 @@ def synthetic():
 def _split(joined: pd.DataFrame, modality: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     rows = joined[joined["modality"] == modality].reset_index(drop=True)
     request_number = rows["request_id"].str[1:].astype(int)
-    return rows[request_number < 150].reset_index(drop=True), rows[request_number >= 150].reset_index(drop=True)
+    train = rows[request_number < 150].reset_index(drop=True)
+    return train, rows[request_number >= 150].reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------- training end to end
@@ -360,7 +361,8 @@ def test_ndcg_at_10_hand_computed_with_stable_ties_and_empty_groups():
     groups = ["a", "a", "a", "b", "b", "c"]
     group_a = (1 / math.log2(3) + 1.0) / (2 + 1 / math.log2(3))
     group_b = 1 / math.log2(3)
-    assert ndcg_at_10_within_groups(scores, grades, groups) == pytest.approx((group_a + group_b) / 2)
+    expected = (group_a + group_b) / 2
+    assert ndcg_at_10_within_groups(scores, grades, groups) == pytest.approx(expected)
     assert math.isnan(ndcg_at_10_within_groups([1.0], [0], ["c"]))
 
 

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from smar.config import get_settings
+from smar.eval_command import eval_app
 
 app = typer.Typer(
     add_completion=False,
@@ -21,6 +22,7 @@ app = typer.Typer(
 )
 # Wide enough for table names when output is piped (CI logs, Airflow task logs).
 console = Console(width=None if sys.stdout.isatty() else 160)
+app.add_typer(eval_app, name="eval")
 
 EngineOption = typer.Option(None, "--engine", help="auto | embedded | cluster (default: $SMAR_ENGINE or auto)")
 WarehouseOption = typer.Option(None, "--warehouse", help="warehouse root (default: $SMAR_WAREHOUSE or ./warehouse)")

@@ -145,22 +145,31 @@ eval_app = typer.Typer(
 
 @eval_app.callback(invoke_without_command=True)
 def eval_command(
-    qrels: Annotated[Path, typer.Option("--qrels", help="Judgements: TREC `qid 0 docid rel` or CSV qid,pid,rel.")],
-    run: Annotated[Path, typer.Option("--run", help="Run: TREC `qid Q0 docid rank score tag` or CSV qid,pid,score.")],
+    qrels: Annotated[
+        Path, typer.Option("--qrels", help="Judgements: TREC `qid 0 docid rel` or CSV qid,pid,rel.")
+    ],
+    run: Annotated[
+        Path, typer.Option("--run", help="Run: TREC `qid Q0 docid rank score tag` or CSV qid,pid,score.")
+    ],
     measure: Annotated[
         list[str] | None,
-        typer.Option("--measure", "-m", help="Measure, trec_eval names (ndcg_cut_10, map, P_5, P.5,10, err_10...)."),
+        typer.Option(
+            "--measure", "-m", help="Measure, trec_eval names (ndcg_cut_10, map, P_5, P.5,10, err_10...)."
+        ),
     ] = None,
     query: Annotated[bool, typer.Option("--query", "-q", help="Also print one line per query and measure.")] = False,
     complete: Annotated[
         bool, typer.Option("--complete", "-c", help="Average over all qrels queries; missing ones score 0.")
     ] = False,
     relevance_level: Annotated[
-        int, typer.Option("--relevance-level", "-l", help="Lowest grade that counts as relevant (binary measures).")
+        int,
+        typer.Option("--relevance-level", "-l", help="Lowest grade that counts as relevant (binary measures)."),
     ] = 1,
     gain: Annotated[GainOption, typer.Option("--gain", help="Gain of a grade in DCG.")] = GainOption.linear,
     ties: Annotated[TiesOption, typer.Option("--ties", help="Rule for equal scores.")] = TiesOption.doc_id_desc,
-    output_format: Annotated[OutputFormat, typer.Option("--format", help="trec lines or JSON.")] = OutputFormat.trec,
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", help="trec lines or JSON.")
+    ] = OutputFormat.trec,
 ) -> None:
     """Print trec_eval-style lines `measure<TAB>qid|all<TAB>value` (or JSON) for a run."""
     try:

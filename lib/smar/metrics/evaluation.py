@@ -115,36 +115,42 @@ def _measure_function(
 
     def call(query: _QueryInput, empty: float | None) -> float:
         grades, scores, judged = query.ranked_grades, query.ranked_scores, query.judged_grades
-        common = {"ties": order_rule, "empty": empty}
-        binary = {**common, "relevance_threshold": relevance_threshold}
-        is_relevant_retrieved = grades >= relevance_threshold
+        threshold = relevance_threshold
         if family == "num_q":
             return 1.0
         if family == "num_ret":
             return float(len(grades))
         if family == "num_rel":
-            return float((judged >= relevance_threshold).sum())
+            return float((judged >= threshold).sum())
         if family == "num_rel_ret":
-            return float(is_relevant_retrieved.sum())
+            return float((grades >= threshold).sum())
         if family in ("ndcg", "ndcg_cut"):
-            return ndcg_at(grades, scores, k=k, gain=gain, judged_relevance=judged, **common)
-        if family in ("map", "map_cut"):
-            return average_precision(grades, scores, k=k, judged_relevance=judged, **binary)
-        if family in ("recip_rank", "recip_rank_cut"):
-            return reciprocal_rank(grades, scores, k=k, judged_relevance=judged, **binary)
-        if family == "success":
-            value = reciprocal_rank(grades, scores, k=k, judged_relevance=judged, **binary)
-            return value if np.isnan(value) else float(value > 0)
-        if family == "P":
-            assert k is not None
-            return precision_at(grades, scores, k=k, judged_relevance=judged, **binary)
-        if family == "recall":
-            assert k is not None
-            return recall_at(grades, scores, k=k, judged_relevance=judged, **binary)
+            return ndcg_at(
+                grades, scores, k=k, gain=gain, ties=order_rule, empty=empty, judged_relevance=judged
+            )
         if family == "err":
             return expected_reciprocal_rank(
-                grades, scores, k=k, max_grade=max_grade, judged_relevance=judged, **common
+                grades, scores, k=k, max_grade=max_grade, ties=order_rule, empty=empty, judged_relevance=judged
             )
+        if family in ("map", "map_cut"):
+            return average_precision(
+                grades, scores, k=k, ties=order_rule, relevance_threshold=threshold, empty=empty,
+                judged_relevance=judged,
+            )  # fmt: skip
+        if family in ("recip_rank", "recip_rank_cut", "success"):
+            value = reciprocal_rank(
+                grades, scores, k=k, ties=order_rule, relevance_threshold=threshold, empty=empty,
+                judged_relevance=judged,
+            )  # fmt: skip
+            # success_k: 1 when a relevant document is in the top k (trec_eval).
+            return float(value > 0) if family == "success" and not np.isnan(value) else value
+        if family in ("P", "recall"):
+            assert k is not None  # parse_measures gives P and recall a cutoff
+            metric = precision_at if family == "P" else recall_at
+            return metric(
+                grades, scores, k=k, ties=order_rule, relevance_threshold=threshold, empty=empty,
+                judged_relevance=judged,
+            )  # fmt: skip
         raise AssertionError(f"unhandled measure family {family!r}")
 
     return call

@@ -12,7 +12,8 @@ The conventions are trec_eval's and the values equal the NumPy reference in `sma
 Input rows: (query_id, doc_id, score, relevance), one per (query, document). A row with a
 null score is a judged document that was not retrieved: it counts in the ideal DCG and in
 num_rel (trec_eval) but is not ranked. A null relevance is an unjudged retrieved document
-(not relevant, gain 0).
+(not relevant, gain 0), as is a NaN one. NaN scores must be refused upstream (the readers in
+`smar.trec_files` do): Spark orders NaN above every number.
 """
 
 from __future__ import annotations
@@ -71,7 +72,10 @@ def ranking_metrics_by_query(
         F.col("query_id"),
         F.col("doc_id").cast("string").alias("doc_id"),
         F.col("score").cast("double").alias("score"),
-        F.coalesce(F.col("relevance").cast("double"), F.lit(-1.0)).alias("grade"),
+        # NaN grades (pandas' missing values) are unjudged, like nulls.
+        F.coalesce(F.nanvl(F.col("relevance").cast("double"), F.lit(None).cast("double")), F.lit(-1.0)).alias(
+            "grade"
+        ),
     ).withColumn("gain", _gain(F.col("grade"), gain))
 
     by_score = Window.partitionBy("query_id").orderBy(

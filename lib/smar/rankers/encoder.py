@@ -3,7 +3,7 @@
 It is loaded offline, once per Python worker process (`get_text_encoder`), and every text is
 encoded once per call however many (query, item) rows carry it (`encode_unique`).
 
-Empty text: None, NaN and "" all encode as the empty string "". MiniLM turns it into the
+Empty text: None, NaN, pandas' NA and "" all encode as the empty string "". MiniLM turns it into the
 embedding of "[CLS] [SEP]", a fixed, finite, unit-norm vector, so an item without title and body
 still gets a score (from its engagement statistics and that fixed vector) instead of an error.
 """
@@ -11,7 +11,6 @@ still gets a score (from its engagement statistics and that fixed vector) instea
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
+import pandas as pd
 import torch
 from numpy.typing import NDArray
 
@@ -106,8 +106,10 @@ def rows_encoded_count() -> int:
 
 
 def normalize_text(text: object) -> str:
-    """`text` as a str; None and NaN (pandas' missing value) become `EMPTY_TEXT`."""
-    if text is None or (isinstance(text, float) and math.isnan(text)):
+    """`text` as a str; None, NaN and pandas' NA (missing values) become `EMPTY_TEXT`."""
+    if isinstance(text, str):
+        return text
+    if text is None or (pd.api.types.is_scalar(text) and pd.isna(text)):
         return EMPTY_TEXT
     return str(text)
 

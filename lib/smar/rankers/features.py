@@ -155,7 +155,8 @@ def join_impressions_with_items(search_logs: pd.DataFrame, items: pd.DataFrame) 
     """Impressions (left, order kept) with their item's title, body, visual embedding and
     counters. Joins on (ds, item_id) when both frames carry `ds`, else on item_id. Raises when an
     impression has no item row, when items repeat a key, or when the modalities disagree."""
-    keys = ["ds", "item_id"] if "ds" in search_logs.columns and "ds" in items.columns else ["item_id"]
+    both_dated = "ds" in search_logs.columns and "ds" in items.columns
+    keys = ["ds", "item_id"] if both_dated else ["item_id"]
     item_columns = [
         column
         for column in ("modality", "title", "body", "visual_embedding", *COUNT_COLUMNS)

@@ -76,7 +76,9 @@ class RankerConfig:
         return FEATURE_KEYS[self.kind]
 
 
-def default_config(modality: str, *, visual_dim: int | None = None, **overrides: Any) -> RankerConfig:
+def default_config(
+    modality: str, *, visual_dim: int | None = None, **overrides: Any
+) -> RankerConfig:
     """The default config of a modality; visual modalities need `visual_dim` (read it from the
     data, e.g. `features["visual_embedding"].shape[1]`)."""
     kind = modality_kind(modality)

@@ -164,7 +164,6 @@ def _row_count(tensors: dict[str, Tensor]) -> int:
 def score_frame(
     model: SingleModalRanker,
     features: Mapping[str, ArrayLike],
-    *,
     batch_size: int = 4096,
     device: str | torch.device | None = None,
 ) -> NDArray[np.float32]:

@@ -22,7 +22,8 @@ def _finite_vector(values: ArrayLike, name: str) -> NDArray[np.float64]:
         raise ValueError(f"{name} must be 1-dimensional, got shape {array.shape}")
     if not np.isfinite(array).all():
         bad = int((~np.isfinite(array)).sum())
-        raise ValueError(f"{name} has {bad} non-finite values (NaN or inf), first at index {int(np.argmax(~np.isfinite(array)))}")
+        first = int(np.argmax(~np.isfinite(array)))
+        raise ValueError(f"{name} has {bad} non-finite values (NaN or inf), first at index {first}")
     return array
 
 
@@ -211,7 +212,9 @@ def clicks_at_k_propensities(
     logged = np.asarray(logged_positions)
     target = np.asarray(target_positions)
     if logged.shape != target.shape or logged.ndim != 1:
-        raise ValueError(f"logged_positions and target_positions must be 1-d of one shape: {logged.shape} vs {target.shape}")
+        raise ValueError(
+            f"logged_positions and target_positions must be 1-d of one shape: {logged.shape} vs {target.shape}"
+        )
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     for name, ranks in (("logged_positions", logged), ("target_positions", target)):
