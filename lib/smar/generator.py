@@ -14,7 +14,7 @@ method, DESIGN.md and the developers' guide):
   direction + N(0, 0.35^2) noise. LLM answers are generated per query from its keywords, with their own
   quality.
 * Candidates. Each query has a fixed candidate list per modality (web 16, image 8, video 6,
-  answer 2 by default): 55% drawn from the query's topic, the rest from other topics.
+  answer 2 by default): 55% drawn from the query's topic, the rest from other topics' items.
 * Hidden truth. latent = 1.8 * same_topic + 1.2 * keyword_overlap + 0.5 * quality
   + intent_bonus + N(0, 0.4^2), where intent_bonus = +0.9 for items of the query's intent
   modality, -0.3 for others (and -0.6 for answers to non-answer queries). grade =
@@ -296,7 +296,11 @@ def build_world(config: GeneratorConfig, seed: int) -> _World:
             by_modality_topic[(m, t)] = np.flatnonzero(
                 (item_modality[:n_catalogue] == m) & (item_topic[:n_catalogue] == t)
             )
-    by_modality = {m: np.flatnonzero(item_modality[:n_catalogue] == m) for m in range(3)}
+    off_topic = {
+        (m, t): np.flatnonzero((item_modality[:n_catalogue] == m) & (item_topic[:n_catalogue] != t))
+        for m in range(3)
+        for t in range(config.n_topics)
+    }
     page_length = config.page_length
     page_item = np.zeros((config.n_queries, page_length), dtype=np.int64)
     for q in range(config.n_queries):
@@ -305,8 +309,7 @@ def build_world(config: GeneratorConfig, seed: int) -> _World:
             count = config.candidates_per_modality[m]
             on_topic = min(int(rng.binomial(count, config.on_topic_fraction)), len(by_modality_topic[(m, int(query_topic[q]))]))
             picks = list(rng.choice(by_modality_topic[(m, int(query_topic[q]))], size=on_topic, replace=False))
-            pool = np.setdiff1d(by_modality[m], picks)
-            picks += list(rng.choice(pool, size=count - on_topic, replace=False))
+            picks += list(rng.choice(off_topic[(m, int(query_topic[q]))], size=count - on_topic, replace=False))
             chosen += picks
         chosen += [n_catalogue + q * n_answers + serial for serial in range(n_answers)]
         page_item[q] = chosen
