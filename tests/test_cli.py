@@ -18,7 +18,7 @@ def test_ingest_tables_and_a_failing_input(tmp_path: Path):
     # Given a tiny generated day, When ingested through the CLI, Then the tables list shows it.
     ok = _run(["ingest", "--ds", "2026-11-01", "--size", "tiny", "--warehouse", "wh"], tmp_path)
     assert ok.returncode == 0, ok.stderr
-    assert "bronze.search_logs" in ok.stdout and "840" in ok.stdout
+    assert "bronze.search_logs" in ok.stdout and "900" in ok.stdout
     listed = _run(["tables", "--warehouse", "wh"], tmp_path)
     assert listed.returncode == 0 and "truth.relevance" in listed.stdout
     assert (tmp_path / "wh" / "bronze" / "search_logs" / "_delta_log").is_dir()

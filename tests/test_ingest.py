@@ -110,7 +110,7 @@ def test_rerunning_the_same_day_gives_the_same_tables(spark, lake, tmp_path):
             for name in ("bronze.search_logs", "bronze.items", "bronze.users", "truth.relevance", "bronze.rejects")
         })
     assert snapshots[0] == snapshots[1]
-    assert len(snapshots[0]["bronze.search_logs"]) == 840
+    assert len(snapshots[0]["bronze.search_logs"]) == 900
     assert snapshots[0]["bronze.rejects"] == []
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Optional
 
@@ -139,6 +140,66 @@ def ingest(
     _print_ingest(results, ds)
 
 
+@app.command("train-single-modal")
+def train_single_modal_command(
+    ds: list[str] = typer.Option(..., "--ds", help="training day(s); repeat for several"),
+    epochs: int = typer.Option(8),
+    seed: Optional[int] = typer.Option(None),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
+    engine: Optional[str] = EngineOption,
+    warehouse: Optional[Path] = WarehouseOption,
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Train the four single-modal rankers from clicks (step 1) and register them."""
+    from smar.lake import Lakehouse
+    from smar.single_modal import train_single_modal
+
+    _configure(warehouse, engine, verbose)
+    settings = get_settings()
+    with console.status(f"training single-modal rankers on {', '.join(ds)}"):
+        summary = train_single_modal(Lakehouse(None, settings), ds_list=list(ds), epochs=epochs,
+                                     seed=settings.seed if seed is None else seed, device=device)
+    _print_ranker_evaluations(summary)
+
+
+def _print_ranker_evaluations(summary) -> None:
+    table = Table(title=f"single-modal rankers {summary.model_version}: NDCG@10 within modality, held-out test queries")
+    for column in ("modality", "queries", "ranker", "production order", "popularity", "labels"):
+        table.add_column(column)
+    for evaluation in summary.evaluations:
+        table.add_row(evaluation.modality, str(evaluation.queries), f"{evaluation.ranker_ndcg_at_10:.4f}",
+                      f"{evaluation.production_ndcg_at_10:.4f}", f"{evaluation.popularity_ndcg_at_10:.4f}",
+                      evaluation.label_source)
+    console.print(table)
+    console.print(f"artifacts: {summary.artifact_dir}")
+
+
+@app.command("score")
+def score_command(
+    ds: str = typer.Option(..., help="the day to score"),
+    model_version: Optional[str] = typer.Option(None, help="default: the CURRENT registered version"),
+    gpu_batch_size: int = typer.Option(1024, help="rows per model forward pass (independent of Arrow batches)"),
+    device: str = typer.Option("auto"),
+    engine: Optional[str] = EngineOption,
+    warehouse: Optional[Path] = WarehouseOption,
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Score every impression of a day with its modality's ranker -> silver.single_modal_scores."""
+    from smar.engine import spark_session
+    from smar.lake import Lakehouse
+    from smar.single_modal import score_single_modal
+
+    _configure(warehouse, engine, verbose)
+    with console.status(f"scoring ds={ds}"), spark_session(app_name="smar-score") as spark:
+        summary = score_single_modal(spark, Lakehouse(spark, get_settings()), ds=ds, model_version=model_version,
+                                     gpu_batch_size=gpu_batch_size, device=device)
+    console.print(
+        f"scored {summary.scored} impressions of ds={summary.ds} with {summary.model_version} "
+        f"({summary.unique_query_texts} unique query texts, {summary.unique_item_texts} unique item texts encoded); "
+        f"rejected {summary.rejected}"
+    )
+
+
 @app.command()
 def tables(warehouse: Optional[Path] = WarehouseOption) -> None:
     """List every table with its Delta version and row count."""
@@ -162,11 +223,23 @@ def demo(
     _configure(warehouse, engine or "embedded", verbose)
     settings = get_settings()
     console.rule(f"SMAR demo: size={size}, ds={ds}, warehouse={settings.warehouse.resolve()}")
+    from smar.single_modal import score_single_modal, train_single_modal
+
+    day = date.fromisoformat(ds)
+    training_days = [(day - timedelta(days=offset)).isoformat() for offset in (2, 1, 0)]
     with spark_session(app_name="smar-demo") as spark:
         lake = Lakehouse(spark, settings)
-        with console.status("step 0: generate synthetic search logs and ingest them into bronze"):
-            results = run_ingest(spark, lake, ds=ds, source="generator", size=size)  # type: ignore[arg-type]
-        _print_ingest(results, ds)
+        for training_day in training_days:
+            with console.status(f"step 0: generate synthetic search logs of {training_day} and ingest them into bronze"):
+                results = run_ingest(spark, lake, ds=training_day, source="generator", size=size)  # type: ignore[arg-type]
+            _print_ingest(results, training_day)
+        with console.status(f"step 1: train the single-modal rankers from clicks of {', '.join(training_days)}"):
+            summary = train_single_modal(lake, ds_list=training_days, seed=settings.seed)
+        _print_ranker_evaluations(summary)
+        with console.status(f"step 1: score every impression of {ds} through pandas UDFs"):
+            scoring = score_single_modal(spark, lake, ds=ds)
+        console.print(f"scored {scoring.scored} impressions of {ds} ({scoring.unique_query_texts} query texts and "
+                      f"{scoring.unique_item_texts} item texts encoded once each); rejected {scoring.rejected}")
     print_tables()
     console.print(f"Great Expectations Data Docs: {settings.reports.resolve() / 'gx'}")
 

@@ -124,7 +124,7 @@ class GeneratorConfig:
     @staticmethod
     def preset(size: SizeName) -> GeneratorConfig:
         if size == "tiny":
-            return GeneratorConfig(6, 40, 50, 60, (12, 8, 6), (6, 4, 3, 1))
+            return GeneratorConfig(6, 40, 50, 60, (12, 8, 6), (6, 4, 3, 2))
         if size == "demo":
             return GeneratorConfig(24, 800, 2_000, 1_200, (40, 25, 20), (16, 8, 6, 2))
         if size == "large":

@@ -1,0 +1,659 @@
+"""Per-page inputs of the whole-page reranker, read from Delta tables at pinned versions.
+
+Reading: every table is opened with `deltalake` at a recorded version and scanned through
+`pyarrow.dataset` (column projection and a `ds` filter pushed down), never through Spark, so a
+trainer sees exactly the snapshot it records (DESIGN.md §4). `pin_versions` takes the versions;
+`PageStore.input_versions` carries them into the run registry.
+
+A page is the unit f(u, q, i) ranks. Two kinds:
+
+* `"query"`: the candidate page of one query on one day, as annotated (`silver.page_labels`):
+  the union of the items its requests showed that day. An item's single-modal score is its mean
+  over those impressions (identical on generator data); rank and percentile are recomputed
+  within (page, modality) with the contract's rule (score desc, item_id asc; (n - rank)/(n - 1),
+  1 when n = 1); user features are the mean over the page's requests (an annotated page has no
+  single user). Used for training, validation and evaluation.
+* `"request"`: one logged request (the page one user saw), for replay scoring. Rank and
+  percentile come from `silver.single_modal_scores` as written.
+
+Per item (`NUMERIC_FEATURE_NAMES`, in that column order): the raw single-modal score, its
+within-modality percentile and z-score on the page, 1/rank_in_modality, the query-item MiniLM
+cosine, whether a visual embedding exists, and the 7 engagement statistics of
+`smar.rankers.features`. Besides: the modality id, the item text embedding and the visual
+embedding (projected by the model), the page's query embedding and user features.
+
+Storage (`PageStore`) is columnar: the items of page p are rows `offsets[p]:offsets[p+1]`, so a
+page is a slice and a training epoch copies nothing. Labels live in `labels` (NaN = unlabelled).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
+from deltalake import DeltaTable
+from numpy.typing import NDArray
+
+from smar.annotation.strategies import select_positions
+from smar.lake import Lakehouse
+from smar.rankers.encoder import TEXT_EMBEDDING_DIM, EncodedTexts
+from smar.rankers.features import ENGAGEMENT_FEATURE_NAMES, MODALITIES, engagement_features, item_texts
+from smar.splits import query_split
+
+log = logging.getLogger(__name__)
+
+PageUnit = Literal["query", "request"]
+TextEncodeFunction = Callable[[Sequence[object]], EncodedTexts]
+
+#: Modality ids used by the model's modality embedding (index into this tuple).
+MODALITY_INDEX: dict[str, int] = {name: index for index, name in enumerate(MODALITIES)}
+#: Column order of `PageStore.numeric`.
+NUMERIC_FEATURE_NAMES: tuple[str, ...] = (
+    "single_modal_score",
+    "score_percentile_in_modality",
+    "score_zscore_in_modality",
+    "reciprocal_rank_in_modality",
+    "query_item_cosine",
+    "has_visual_embedding",
+    *ENGAGEMENT_FEATURE_NAMES,
+)
+#: The tables a reranker run reads; their versions go into `gold.reranker_runs.input_versions`.
+INPUT_TABLES: tuple[str, ...] = (
+    "silver.single_modal_scores",
+    "bronze.search_logs",
+    "bronze.items",
+    "bronze.users",
+    "silver.page_labels",
+    "silver.annotation_tasks",
+    "silver.iso_label_anchors",
+)
+DEFAULT_ENCODER_NAME = "all-MiniLM-L6-v2"
+
+
+# ------------------------------------------------------------------------------- pinned reads
+
+
+def pin_versions(lake: Lakehouse, tables: Sequence[str] = INPUT_TABLES) -> dict[str, int]:
+    """The current Delta version of each existing table among `tables` (absent ones left out)."""
+    return {table: lake.version(table) for table in tables if lake.exists(table)}
+
+
+def read_pinned(
+    lake: Lakehouse,
+    table: str,
+    version: int,
+    *,
+    columns: Sequence[str] | None = None,
+    ds_values: Sequence[str] | None = None,
+    filter_expression: pc.Expression | None = None,
+) -> pa.Table:
+    """`table` at Delta `version` through deltalake -> pyarrow.dataset, with the column projection
+    and a `ds IN ds_values` filter pushed into the scan."""
+    dataset: pads.Dataset = DeltaTable(lake.uri(table), version=version).to_pyarrow_dataset()
+    expression = filter_expression
+    if ds_values is not None:
+        in_days = pc.field("ds").isin(list(ds_values))
+        expression = in_days if expression is None else expression & in_days
+    return dataset.to_table(columns=list(columns) if columns else None, filter=expression)
+
+
+def _require_version(versions: Mapping[str, int], table: str) -> int:
+    if table not in versions:
+        raise KeyError(
+            f"no pinned version for {table}; pin it with pin_versions() (does the table exist?)"
+        )
+    return versions[table]
+
+
+# --------------------------------------------------------------------------------- text cache
+
+
+def _text_key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def encode_texts_cached(
+    texts: Sequence[str],
+    *,
+    encode: TextEncodeFunction,
+    cache_file: Path | None,
+) -> NDArray[np.float32]:
+    """Embeddings [len(texts), D] with every distinct text encoded at most once, ever: texts
+    already in `cache_file` (an .npz keyed by sha256 of the text) are read back, the others are
+    encoded in one call to `encode` and added. Rewritten atomically (temporary file + rename)."""
+    keys = [_text_key(text) for text in texts]
+    cached: dict[str, NDArray[np.float32]] = {}
+    if cache_file is not None and cache_file.is_file():
+        with np.load(cache_file) as stored:
+            cached = dict(zip(stored["keys"].tolist(), stored["embeddings"], strict=True))
+    missing_texts: dict[str, str] = {}
+    for key, text in zip(keys, texts, strict=True):
+        if key not in cached:
+            missing_texts.setdefault(key, text)
+    if missing_texts:
+        encoded = encode(list(missing_texts.values()))
+        new_rows = encoded.embeddings[encoded.index]
+        for key, row in zip(missing_texts, new_rows, strict=True):
+            cached[key] = np.asarray(row, dtype=np.float32)
+        if cache_file is not None:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            temporary = cache_file.with_name(f".{cache_file.stem}.tmp-{os.getpid()}.npz")
+            all_keys = np.array(list(cached), dtype="U32")
+            np.savez(temporary, keys=all_keys, embeddings=np.stack(list(cached.values())))
+            os.replace(temporary, cache_file)
+        log.info("encoded %d new texts (%d from cache)", len(missing_texts), len(set(keys)) - len(missing_texts))
+    if not keys:
+        return np.zeros((0, TEXT_EMBEDDING_DIM), dtype=np.float32)
+    return np.stack([cached[key] for key in keys]).astype(np.float32)
+
+
+def default_text_encoder() -> TextEncodeFunction:
+    """MiniLM through `smar.rankers.encoder.encode_unique` (imported lazily: it loads torch)."""
+    from smar.rankers.encoder import encode_unique
+
+    return lambda texts: encode_unique(texts)
+
+
+# ---------------------------------------------------------------------------------- the store
+
+
+@dataclass(frozen=True)
+class PageStore:
+    """Columnar page records; items of page p are rows `offsets[p]:offsets[p+1]`.
+
+    Per page ([P]): page_id, page_ds, query_id, request_id ("" for query pages), query_embedding
+    [P, T], user_features [P, U]. Per item ([N]): item_id, modality_id, position (logged slot),
+    numeric [N, F] (`NUMERIC_FEATURE_NAMES`), single_modal_score, rank_in_modality,
+    text_embedding [N, T], visual_embedding [N, V], labels (NaN = no page label).
+    """
+
+    page_id: NDArray[np.object_]
+    page_ds: NDArray[np.object_]
+    query_id: NDArray[np.object_]
+    request_id: NDArray[np.object_]
+    offsets: NDArray[np.int64]
+    item_id: NDArray[np.object_]
+    modality_id: NDArray[np.int64]
+    position: NDArray[np.int32]
+    numeric: NDArray[np.float32]
+    single_modal_score: NDArray[np.float32]
+    rank_in_modality: NDArray[np.int32]
+    text_embedding: NDArray[np.float32]
+    visual_embedding: NDArray[np.float32]
+    query_embedding: NDArray[np.float32]
+    user_features: NDArray[np.float32]
+    labels: NDArray[np.float32]
+    input_versions: dict[str, int] = field(default_factory=dict)
+    feature_names: tuple[str, ...] = NUMERIC_FEATURE_NAMES
+    encoder_name: str = DEFAULT_ENCODER_NAME
+
+    def __post_init__(self) -> None:
+        pages, items = len(self.page_id), len(self.item_id)
+        if self.offsets.shape != (pages + 1,) or int(self.offsets[-1]) != items:
+            raise ValueError(f"offsets {self.offsets.shape} do not fit {pages} pages / {items} items")
+        if pages and int(np.diff(self.offsets).min()) < 1:
+            raise ValueError("every page needs at least one item")
+        for name in ("modality_id", "position", "single_modal_score", "rank_in_modality", "labels"):
+            if len(getattr(self, name)) != items:
+                raise ValueError(f"{name} has {len(getattr(self, name))} rows, expected {items}")
+        for name in ("numeric", "text_embedding", "visual_embedding"):
+            if getattr(self, name).shape[0] != items:
+                raise ValueError(f"{name} has {getattr(self, name).shape[0]} rows, expected {items}")
+        for name in ("page_ds", "query_id", "request_id", "query_embedding", "user_features"):
+            if len(getattr(self, name)) != pages:
+                raise ValueError(f"{name} has {len(getattr(self, name))} rows, expected {pages}")
+        if self.numeric.shape[1] != len(self.feature_names):
+            raise ValueError(f"numeric has {self.numeric.shape[1]} columns, names {len(self.feature_names)}")
+
+    # -- sizes --------------------------------------------------------------------------------
+    @property
+    def n_pages(self) -> int:
+        return len(self.page_id)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_id)
+
+    @property
+    def page_sizes(self) -> NDArray[np.int64]:
+        return np.diff(self.offsets)
+
+    @property
+    def label_mask(self) -> NDArray[np.bool_]:
+        return ~np.isnan(self.labels)
+
+    @property
+    def text_dim(self) -> int:
+        return int(self.text_embedding.shape[1])
+
+    @property
+    def visual_dim(self) -> int:
+        return int(self.visual_embedding.shape[1])
+
+    @property
+    def user_dim(self) -> int:
+        return int(self.user_features.shape[1])
+
+    @property
+    def page_of_item(self) -> NDArray[np.int64]:
+        """[N] page index of every item row."""
+        return np.repeat(np.arange(self.n_pages), self.page_sizes)
+
+    @property
+    def query_splits(self) -> NDArray[np.object_]:
+        """[P] the query split of every page (`smar.splits.query_split`)."""
+        return np.array([query_split(str(query)) for query in self.query_id], dtype=object)
+
+    # -- access -------------------------------------------------------------------------------
+    def page(self, index: int) -> dict[str, Any]:
+        """One page as numpy views: per-item arrays `[items, ...]`, per-page arrays as they are."""
+        start, stop = int(self.offsets[index]), int(self.offsets[index + 1])
+        labels = self.labels[start:stop]
+        return {
+            "page_index": index,
+            "modality_id": self.modality_id[start:stop],
+            "numeric": self.numeric[start:stop],
+            "text_embedding": self.text_embedding[start:stop],
+            "visual_embedding": self.visual_embedding[start:stop],
+            "single_modal_score": self.single_modal_score[start:stop],
+            "labels": labels,
+            "query_embedding": self.query_embedding[index],
+            "user_features": self.user_features[index],
+        }
+
+    def subset(self, page_indices: Sequence[int] | NDArray[np.integer]) -> PageStore:
+        """The pages at `page_indices`, in that order."""
+        indices = np.asarray(page_indices, dtype=np.int64)
+        starts, stops = self.offsets[indices], self.offsets[indices + 1]
+        rows = (
+            np.concatenate([np.arange(a, b) for a, b in zip(starts, stops, strict=True)])
+            if len(indices)
+            else np.zeros(0, dtype=np.int64)
+        )
+        offsets = np.concatenate([[0], np.cumsum(stops - starts)]).astype(np.int64)
+        return PageStore(
+            page_id=self.page_id[indices],
+            page_ds=self.page_ds[indices],
+            query_id=self.query_id[indices],
+            request_id=self.request_id[indices],
+            offsets=offsets,
+            item_id=self.item_id[rows],
+            modality_id=self.modality_id[rows],
+            position=self.position[rows],
+            numeric=self.numeric[rows],
+            single_modal_score=self.single_modal_score[rows],
+            rank_in_modality=self.rank_in_modality[rows],
+            text_embedding=self.text_embedding[rows],
+            visual_embedding=self.visual_embedding[rows],
+            query_embedding=self.query_embedding[indices],
+            user_features=self.user_features[indices],
+            labels=self.labels[rows],
+            input_versions=dict(self.input_versions),
+            feature_names=self.feature_names,
+            encoder_name=self.encoder_name,
+        )
+
+    def with_labels(self, labels: NDArray[np.floating]) -> PageStore:
+        """The same pages with another label column ([N], NaN = unlabelled)."""
+        values = np.asarray(labels, dtype=np.float32)
+        if values.shape != (self.n_items,):
+            raise ValueError(f"labels must be [{self.n_items}], got {values.shape}")
+        return replace(self, labels=values)
+
+    def labelled_pages(self) -> PageStore:
+        """Only the pages with at least one labelled item."""
+        has_label = np.add.reduceat(self.label_mask.astype(np.int64), self.offsets[:-1]) > 0
+        return self.subset(np.flatnonzero(has_label))
+
+    def first_page_per_query(self) -> PageStore:
+        """One page per query (its earliest day, then first in store order): evaluation counts
+        each query once however many days it was logged."""
+        frame = pd.DataFrame({"query_id": self.query_id, "ds": self.page_ds, "index": np.arange(self.n_pages)})
+        first = frame.sort_values(["query_id", "ds", "index"], kind="stable").drop_duplicates("query_id")
+        return self.subset(np.sort(first["index"].to_numpy()))
+
+    def pages_in_splits(self, splits: Sequence[str]) -> PageStore:
+        """Only the pages whose query belongs to one of `splits`."""
+        return self.subset(np.flatnonzero(np.isin(self.query_splits, list(splits))))
+
+    def item_frame(self) -> pd.DataFrame:
+        """One row per item: page keys, item_id, modality, position, score, rank, label."""
+        page_of_item = self.page_of_item
+        return pd.DataFrame(
+            {
+                "page_id": self.page_id[page_of_item],
+                "ds": self.page_ds[page_of_item],
+                "query_id": self.query_id[page_of_item],
+                "request_id": self.request_id[page_of_item],
+                "item_id": self.item_id,
+                "modality": np.array(MODALITIES, dtype=object)[self.modality_id],
+                "position": self.position,
+                "single_modal_score": self.single_modal_score,
+                "rank_in_modality": self.rank_in_modality,
+                "label": self.labels,
+            }
+        )
+
+
+# --------------------------------------------------------------------------- page assembly
+
+
+def _within_page_modality_stats(
+    page_codes: NDArray[np.int64], modality_ids: NDArray[np.int64], scores: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """z-score of `scores` within (page, modality) (population std; 0 when std is 0 or n = 1)
+    and the group size n."""
+    frame = pd.DataFrame({"page": page_codes, "modality": modality_ids, "score": scores})
+    grouped = frame.groupby(["page", "modality"], sort=False)["score"]
+    mean = grouped.transform("mean").to_numpy()
+    std = grouped.transform(lambda values: values.std(ddof=0)).to_numpy()
+    size = grouped.transform("size").to_numpy().astype(np.float64)
+    zscore = np.where(std > 0, (scores - mean) / np.where(std > 0, std, 1.0), 0.0)
+    return zscore, size
+
+
+def rank_within_page_modality(frame: pd.DataFrame, page_column: str) -> pd.DataFrame:
+    """Adds `rank_in_modality` (1 = best; score desc, item_id asc) and
+    `score_percentile_in_modality` ((n - rank)/(n - 1), 1 when n = 1) within (page, modality)."""
+    ordered = frame.sort_values([page_column, "modality", "score", "item_id"], ascending=[True, True, False, True], kind="stable")
+    ordered["rank_in_modality"] = ordered.groupby([page_column, "modality"], sort=False).cumcount() + 1
+    size = ordered.groupby([page_column, "modality"], sort=False)["item_id"].transform("size")
+    ordered["score_percentile_in_modality"] = np.where(
+        size > 1, (size - ordered["rank_in_modality"]) / (size - 1).clip(lower=1), 1.0
+    )
+    return ordered.sort_index()
+
+
+def _user_matrix(users: pd.DataFrame, user_dim: int | None) -> tuple[dict[tuple[str, str], NDArray[np.float32]], int]:
+    """(ds, user_id) -> dense features, padded/truncated to one width (the widest seen, or
+    `user_dim`). Rows with null features are left out (they become zeros)."""
+    vectors: dict[tuple[str, str], NDArray[np.float32]] = {}
+    widest = 0
+    for ds, user_id, dense in zip(users["ds"], users["user_id"], users["dense_features"], strict=True):
+        if dense is None:
+            continue
+        values = np.nan_to_num(np.asarray(dense, dtype=np.float32))
+        vectors[(ds, user_id)] = values
+        widest = max(widest, len(values))
+    width = widest if user_dim is None else user_dim
+    fitted = {}
+    for key, values in vectors.items():
+        row = np.zeros(width, dtype=np.float32)
+        row[: min(width, len(values))] = values[:width]
+        fitted[key] = row
+    return fitted, width
+
+
+def build_page_store(
+    lake: Lakehouse,
+    versions: Mapping[str, int],
+    *,
+    ds_values: Sequence[str],
+    page_unit: PageUnit = "query",
+    query_splits: Sequence[str] | None = None,
+    query_ids: Sequence[str] | None = None,
+    with_text: bool = True,
+    encode: TextEncodeFunction | None = None,
+    encoder_name: str = DEFAULT_ENCODER_NAME,
+    embedding_cache: Path | None = None,
+    visual_dim: int | None = None,
+    user_dim: int | None = None,
+) -> PageStore:
+    """Assemble the pages of days `ds_values` from `silver.single_modal_scores`,
+    `bronze.search_logs`, `bronze.items` and (if pinned) `bronze.users` at `versions`.
+
+    `query_splits` / `query_ids` restrict the queries. `with_text=False` skips MiniLM (zero
+    text columns; for fusions). `visual_dim` / `user_dim` force widths (a trained model's);
+    default: read from the data. Labels are all NaN; see `attach_page_labels`.
+    """
+    scores = read_pinned(
+        lake,
+        "silver.single_modal_scores",
+        _require_version(versions, "silver.single_modal_scores"),
+        columns=["ds", "request_id", "query_id", "item_id", "modality", "position", "score",
+                 "rank_in_modality", "score_percentile_in_modality"],
+        ds_values=ds_values,
+    ).to_pandas()
+    if query_splits is not None:
+        unique_queries = scores["query_id"].unique()
+        keep = {query for query in unique_queries if query_split(query) in set(query_splits)}
+        scores = scores[scores["query_id"].isin(keep)]
+    if query_ids is not None:
+        scores = scores[scores["query_id"].isin(set(query_ids))]
+    bad_modality = ~scores["modality"].isin(MODALITY_INDEX)
+    if bad_modality.any():
+        raise ValueError(f"{int(bad_modality.sum())} score rows have an unknown modality, e.g. "
+                         f"{scores.loc[bad_modality, 'modality'].iloc[0]!r}")
+
+    requests = read_pinned(
+        lake, "bronze.search_logs", _require_version(versions, "bronze.search_logs"),
+        columns=["ds", "request_id", "query_text", "user_id"], ds_values=ds_values,
+    ).to_pandas().drop_duplicates(["ds", "request_id"])
+    scores = scores.merge(requests, on=["ds", "request_id"], how="left", validate="many_to_one")
+    no_request = scores["query_text"].isna()
+    if no_request.any():
+        log.warning("%d score rows have no bronze.search_logs request; their query text is empty",
+                    int(no_request.sum()))
+        scores["query_text"] = scores["query_text"].fillna("")
+
+    users: dict[tuple[str, str], NDArray[np.float32]] = {}
+    if "bronze.users" in versions:
+        users_frame = read_pinned(lake, "bronze.users", versions["bronze.users"],
+                                  columns=["ds", "user_id", "dense_features"], ds_values=ds_values).to_pandas()
+        users, width = _user_matrix(users_frame, user_dim)
+    else:
+        width = user_dim or 0
+    user_rows = np.zeros((len(scores), width), dtype=np.float32)
+    if width:
+        zeros = np.zeros(width, dtype=np.float32)
+        user_rows = np.stack([users.get((ds, user), zeros) for ds, user in
+                              zip(scores["ds"], scores["user_id"], strict=True)]) if len(scores) else user_rows
+
+    if page_unit == "query":
+        scores = scores.assign(page_key=scores["ds"] + "/" + scores["query_id"])
+        user_frame = pd.DataFrame(user_rows).assign(page_key=scores["page_key"].to_numpy(),
+                                                    request_id=scores["request_id"].to_numpy())
+        page_users = user_frame.drop_duplicates(["page_key", "request_id"]).drop(columns="request_id")
+        page_users = page_users.groupby("page_key", sort=True).mean()
+        items_of_page = (
+            scores.groupby(["page_key", "ds", "query_id", "item_id", "modality"], sort=False)
+            .agg(score=("score", "mean"), position=("position", "min"), query_text=("query_text", "first"))
+            .reset_index()
+        )
+        items_of_page = rank_within_page_modality(items_of_page, "page_key")
+        items_of_page["request_id"] = ""
+        items_of_page = items_of_page.sort_values(["page_key", "position", "item_id"], kind="stable")
+        page_user_matrix = page_users.reindex(items_of_page["page_key"].unique()).to_numpy(dtype=np.float32)
+    elif page_unit == "request":
+        items_of_page = scores.assign(page_key=scores["ds"] + "/" + scores["request_id"])
+        items_of_page = items_of_page.assign(_user_row=np.arange(len(items_of_page)))
+        items_of_page = items_of_page.sort_values(["page_key", "position", "item_id"], kind="stable")
+        first_rows = items_of_page.drop_duplicates("page_key")["_user_row"].to_numpy()
+        page_user_matrix = user_rows[first_rows] if len(first_rows) else np.zeros((0, width), np.float32)
+    else:
+        raise ValueError(f"page_unit must be 'query' or 'request', got {page_unit!r}")
+    items_of_page = items_of_page.reset_index(drop=True)
+
+    page_keys, page_codes = np.unique(items_of_page["page_key"].to_numpy(), return_inverse=True)
+    # np.unique sorts keys, and rows are sorted by page_key: codes are non-decreasing.
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(page_codes, minlength=len(page_keys)))]).astype(np.int64)
+    first_of_page = offsets[:-1]
+
+    catalogue = read_pinned(
+        lake, "bronze.items", _require_version(versions, "bronze.items"),
+        columns=["ds", "item_id", "title", "body", "visual_embedding", "impression_count",
+                 "click_count", "like_count", "share_count"],
+        ds_values=ds_values,
+    ).to_pandas().drop_duplicates(["ds", "item_id"])
+    joined = items_of_page.merge(catalogue, on=["ds", "item_id"], how="left", validate="many_to_one", indicator=True)
+    missing_items = joined["_merge"] != "both"
+    if missing_items.any():
+        # No silent fallback: an impression without its catalogue row is an upstream bug.
+        example = joined.loc[missing_items, ["ds", "item_id"]].iloc[0].to_dict()
+        raise ValueError(f"{int(missing_items.sum())} candidates have no bronze.items row, e.g. {example}")
+
+    modality_ids = joined["modality"].map(MODALITY_INDEX).to_numpy(dtype=np.int64)
+    score_values = joined["score"].to_numpy(dtype=np.float64)
+    zscore, _ = _within_page_modality_stats(page_codes, modality_ids, score_values)
+    ranks = joined["rank_in_modality"].to_numpy(dtype=np.int32)
+
+    embeddings = joined["visual_embedding"].tolist()
+    width_seen = next((len(e) for e in embeddings if e is not None), 0)
+    visual_width = width_seen if visual_dim is None else visual_dim
+    visual = np.zeros((len(joined), visual_width), dtype=np.float32)
+    has_visual = np.zeros(len(joined), dtype=np.float32)
+    for row, embedding in enumerate(embeddings):
+        if embedding is not None and visual_width:
+            values = np.nan_to_num(np.asarray(embedding, dtype=np.float32))
+            visual[row, : min(visual_width, len(values))] = values[:visual_width]
+            has_visual[row] = 1.0
+
+    text_width = TEXT_EMBEDDING_DIM if with_text else 0
+    page_query_texts = joined["query_text"].to_numpy()[first_of_page] if len(joined) else np.array([])
+    if with_text and len(joined):
+        encode_function = encode or default_text_encoder()
+        item_text_values = item_texts(joined)
+        all_texts = [str(text) for text in page_query_texts] + item_text_values
+        embedded = encode_texts_cached(all_texts, encode=encode_function, cache_file=embedding_cache)
+        text_width = embedded.shape[1]
+        query_embedding = embedded[: len(page_query_texts)]
+        text_embedding = embedded[len(page_query_texts):]
+        cosine = np.einsum("nd,nd->n", text_embedding, query_embedding[page_codes])
+    else:
+        query_embedding = np.zeros((len(page_keys), text_width), dtype=np.float32)
+        text_embedding = np.zeros((len(joined), text_width), dtype=np.float32)
+        cosine = np.zeros(len(joined), dtype=np.float64)
+
+    numeric = np.column_stack(
+        [
+            score_values,
+            joined["score_percentile_in_modality"].to_numpy(dtype=np.float64),
+            zscore,
+            1.0 / np.maximum(ranks, 1),
+            cosine,
+            has_visual,
+            engagement_features(joined),
+        ]
+    ).astype(np.float32) if len(joined) else np.zeros((0, len(NUMERIC_FEATURE_NAMES)), np.float32)
+
+    page_ds = joined["ds"].to_numpy(dtype=object)[first_of_page]
+    page_query = joined["query_id"].to_numpy(dtype=object)[first_of_page]
+    page_request = joined["request_id"].to_numpy(dtype=object)[first_of_page]
+    page_ids = np.array([f"{ds}/{query}" if page_unit == "query" else f"{ds}/{request}"
+                         for ds, query, request in zip(page_ds, page_query, page_request, strict=True)], dtype=object)
+    pinned = {table: int(versions[table]) for table in
+              ("silver.single_modal_scores", "bronze.search_logs", "bronze.items", "bronze.users") if table in versions}
+    return PageStore(
+        page_id=page_ids,
+        page_ds=page_ds,
+        query_id=page_query,
+        request_id=page_request,
+        offsets=offsets,
+        item_id=joined["item_id"].to_numpy(dtype=object),
+        modality_id=modality_ids,
+        position=joined["position"].fillna(0).to_numpy(dtype=np.int32),
+        numeric=numeric,
+        single_modal_score=score_values.astype(np.float32),
+        rank_in_modality=ranks,
+        text_embedding=np.ascontiguousarray(text_embedding, dtype=np.float32),
+        visual_embedding=visual,
+        query_embedding=np.ascontiguousarray(query_embedding, dtype=np.float32),
+        user_features=np.asarray(page_user_matrix, dtype=np.float32).reshape(len(page_keys), width),
+        labels=np.full(len(joined), np.nan, dtype=np.float32),
+        input_versions=pinned,
+        encoder_name=encoder_name if with_text else "none",
+    )
+
+
+# --------------------------------------------------------------------------------- the labels
+
+
+def read_page_labels(lake: Lakehouse, version: int, *, ds_values: Sequence[str]) -> pd.DataFrame:
+    """`silver.page_labels` at `version`, one row per (ds, query_id, item_id, page_id): the mean
+    grade over annotators (`grade`) and their count (`annotators`)."""
+    labels = read_pinned(
+        lake, "silver.page_labels", version,
+        columns=["ds", "page_id", "query_id", "item_id", "annotator", "grade"], ds_values=ds_values,
+    ).to_pandas()
+    return (
+        labels.groupby(["ds", "query_id", "item_id", "page_id"], sort=True)
+        .agg(grade=("grade", "mean"), annotators=("annotator", "nunique"))
+        .reset_index()
+    )
+
+
+def read_truth_grades(lake: Lakehouse, *, ds_values: Sequence[str], version: int | None = None) -> pd.DataFrame:
+    """`truth.relevance` (ds, query_id, item_id, grade): for oracle evaluation only, never training."""
+    table_version = lake.version("truth.relevance") if version is None else version
+    return read_pinned(lake, "truth.relevance", table_version,
+                       columns=["ds", "query_id", "item_id", "grade"], ds_values=ds_values).to_pandas()
+
+
+def grades_for_store(store: PageStore, grades: pd.DataFrame, *, by_query_only: bool = False) -> NDArray[np.float32]:
+    """[N] grade of every item of `store` from a frame with (ds, query_id, item_id, grade);
+    NaN where none. `by_query_only` matches on (query_id, item_id) whatever the day (the hidden
+    truth of a query does not change across days)."""
+    keys = ["query_id", "item_id"] if by_query_only else ["ds", "query_id", "item_id"]
+    lookup = grades.drop_duplicates(keys).set_index(keys)["grade"]
+    frame = store.item_frame()
+    index = pd.MultiIndex.from_frame(frame[keys])
+    return lookup.reindex(index).to_numpy(dtype=np.float32)
+
+
+def attach_page_labels(store: PageStore, labels: pd.DataFrame) -> PageStore:
+    """`store` with page labels (mean grade over annotators) on the items that have one, and
+    page_id taken from the labels where they name one. Labelled items that are not candidates
+    of the page are counted in the log (the page's candidates come from the scores table)."""
+    grades = grades_for_store(store, labels)
+    matched = int((~np.isnan(grades)).sum())
+    in_scope = labels[labels["query_id"].isin(set(store.query_id)) & labels["ds"].isin(set(store.page_ds))]
+    if len(in_scope) > matched:
+        log.warning("%d page labels name items that are not candidates of their page; ignored",
+                    len(in_scope) - matched)
+    page_ids = store.page_id.copy()
+    if "page_id" in labels.columns and len(labels):
+        named = labels.drop_duplicates(["ds", "query_id"]).set_index(["ds", "query_id"])["page_id"]
+        found = named.reindex(pd.MultiIndex.from_arrays([store.page_ds, store.query_id])).to_numpy()
+        page_ids = np.where(pd.isna(found), page_ids, found).astype(object)
+    return replace(store.with_labels(grades), page_id=page_ids)
+
+
+def restrict_to_budget(
+    store: PageStore,
+    *,
+    strategy: str,
+    budget: float,
+    seed: int = 0,
+) -> PageStore:
+    """Keep the labels of the items a budgeted annotation would have labelled: per page and
+    modality, the positions `select_positions(strategy, n, budget)` of the single-modal ranked
+    list of all n candidates (random: rng seeded by `seed`, pages in store order). Emulates
+    lower budgets from a fuller annotation; an item chosen but never labelled stays unlabelled."""
+    rng = np.random.default_rng(seed)
+    keep = np.zeros(store.n_items, dtype=bool)
+    for page in range(store.n_pages):
+        start, stop = int(store.offsets[page]), int(store.offsets[page + 1])
+        modality_ids = store.modality_id[start:stop]
+        ranks = store.rank_in_modality[start:stop]
+        for modality in np.unique(modality_ids):
+            rows = np.flatnonzero(modality_ids == modality)
+            ordered = rows[np.argsort(ranks[rows], kind="stable")]
+            chosen = select_positions(strategy, len(ordered), budget, rng=rng)
+            keep[start + ordered[chosen]] = True
+    return store.with_labels(np.where(keep, store.labels, np.nan))
+
+
+def describe_versions(versions: Mapping[str, int]) -> str:
+    """Versions as sorted JSON (for the registry and logs)."""
+    return json.dumps({table: int(version) for table, version in sorted(versions.items())}, sort_keys=True)
