@@ -111,3 +111,18 @@ def test_writing_without_a_required_column_is_a_clear_error(spark, lake):
 def test_reading_a_missing_table_names_it(lake):
     with pytest.raises(FileNotFoundError, match="bronze.search_logs"):
         lake.read("bronze.search_logs")
+
+
+def test_rewriting_a_slice_from_the_same_table_keeps_its_rows(spark, lake):
+    # Given a table with an array column, When a slice is rewritten from a lazy read of itself,
+    # Then the rows survive (the frame is staged before the old slice is deleted).
+    frame = spark.createDataFrame(
+        [("2026-11-01", f"i{n}", "image", [float(n)], "generator") for n in range(3)],
+        "ds string, item_id string, modality string, visual_embedding array<float>, source string",
+    )
+    lake.overwrite_slice(frame, "bronze.items", {"ds": "2026-11-01", "source": "generator"})
+    rewritten = lake.read("bronze.items").withColumn("title", F.lit("new"))
+    lake.overwrite_slice(rewritten, "bronze.items", {"ds": "2026-11-01", "source": "generator"})
+    rows = lake.read("bronze.items").collect()
+    assert sorted(row.item_id for row in rows) == ["i0", "i1", "i2"]
+    assert {row.title for row in rows} == {"new"}

@@ -12,6 +12,8 @@ never rely on `txnAppId`.
 from __future__ import annotations
 
 import logging
+import shutil
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -157,10 +159,7 @@ class Lakehouse:
             # Stamp the slice columns so the frame always satisfies the replaceWhere predicate.
             conformed = conformed.withColumn(column, F.lit(value).cast(contract.column(column).type))
         if self._is_connect_session() and contract.has_nested_columns:
-            # pysail 0.7.2 cannot union a list<item> frame with the table's list<element> data
-            # inside replaceWhere; DELETE + append gives the same rows (in two commits).
-            self._require_spark().sql(f"DELETE FROM delta.`{self.uri(table)}` WHERE {predicate(slice_values)}").collect()
-            conformed.write.format("delta").mode("append").save(self.uri(table))
+            self._delete_then_append(conformed, table, slice_values)
             return
         (
             conformed.write.format("delta")
@@ -168,6 +167,23 @@ class Lakehouse:
             .option("replaceWhere", predicate(slice_values))
             .save(self.uri(table))
         )
+
+    def _delete_then_append(self, conformed: DataFrame, table: str, slice_values: dict[str, Any]) -> None:
+        """Replace a slice with DELETE + append (two commits, same rows as replaceWhere).
+
+        pysail 0.7.2 cannot union a list<item> frame with the table's list<element> data inside
+        replaceWhere. The frame is staged to Parquet first: it may read the very slice that the
+        DELETE removes (a lazy plan over the same table).
+        """
+        spark = self._require_spark()
+        staging = self.settings.warehouse.resolve() / "_staging" / table / uuid.uuid4().hex
+        try:
+            conformed.write.mode("overwrite").parquet(str(staging))
+            staged = spark.read.parquet(str(staging))
+            spark.sql(f"DELETE FROM delta.`{self.uri(table)}` WHERE {predicate(slice_values)}").collect()
+            staged.write.format("delta").mode("append").save(self.uri(table))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
     def _is_connect_session(self) -> bool:
         return type(self._require_spark()).__module__.startswith("pyspark.sql.connect")

@@ -1,0 +1,153 @@
+"""Step 1 end to end on tiny data: training, pandas-UDF scoring, and every bad-input case."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from pyspark.sql import functions as F
+
+from smar.config import SmarSettings
+from smar.lake import Lakehouse
+from smar.pipeline import run_ingest
+from smar.rankers.artifacts import RankerArtifactError, artifact_load_count, clear_ranker_cache
+from smar.rankers.encoder import encode_unique, rows_encoded_count
+from smar.rankers.features import item_texts
+from smar.single_modal import (
+    MODALITIES,
+    production_percentile,
+    score_batch,
+    score_single_modal,
+    single_modal_dir,
+    train_single_modal,
+)
+
+DS = "2026-11-01"
+
+
+@pytest.fixture(scope="module")
+def trained(spark, tmp_path_factory):
+    """A tiny day ingested and the four rankers trained once for this module."""
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("single_modal")
+    settings = SmarSettings(warehouse=root / "warehouse", artifacts=root / "artifacts", reports=root / "reports")
+    lake = Lakehouse(spark, settings)
+    run_ingest(spark, lake, ds=DS, source="generator", size="tiny", seed=5, run_quality_checks=False)
+    summary = train_single_modal(lake, ds_list=[DS], epochs=3, seed=0)
+    return lake, summary
+
+
+def test_training_registers_four_rankers_with_versions_and_split(trained):
+    lake, summary = trained
+    assert [evaluation.modality for evaluation in summary.evaluations] == list(MODALITIES)
+    assert summary.input_versions["bronze.search_logs"] == lake.version("bronze.search_logs")
+    for modality in MODALITIES:
+        metadata = (summary.artifact_dir / modality / "metadata.json").read_text()
+        assert '"training_table_versions"' in metadata and "single_modal_train" in metadata
+    assert (single_modal_dir(lake) / "CURRENT").read_text().strip() == summary.model_version
+
+
+def test_scoring_matches_a_direct_call_and_encodes_each_text_once(spark, trained):
+    lake, summary = trained
+    # Small Arrow batches force several UDF batches: models must still load once per worker.
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "64")
+    clear_ranker_cache()
+    loads_before, rows_before = artifact_load_count(), rows_encoded_count()
+    result = score_single_modal(spark, lake, ds=DS, gpu_batch_size=32)
+    assert artifact_load_count() - loads_before == len(MODALITIES)
+    assert rows_encoded_count() - rows_before == result.unique_query_texts + result.unique_item_texts
+    assert result.scored == 900 and result.rejected == 0
+
+    # The same rows scored without Spark give the same scores.
+    logs = lake.read_arrow("bronze.search_logs").to_pandas()
+    items = lake.read_arrow("bronze.items").to_pandas().drop(columns=["ds", "modality", "source"])
+    frame = logs.merge(items, on="item_id", how="left")
+    queries = encode_unique(frame["query_text"].tolist())
+    texts = encode_unique(item_texts(frame))
+    frame["query_embedding"] = list(queries.embeddings[queries.index])
+    frame["item_text_embedding"] = list(texts.embeddings[texts.index])
+    frame["production_score_percentile"] = production_percentile(frame)[:, 0]
+    frame["direct"] = score_batch(frame, str(summary.artifact_dir), gpu_batch_size=1000, device="cpu")
+    table = lake.read_arrow("silver.single_modal_scores").to_pandas()
+    merged = table.merge(frame[["request_id", "item_id", "direct"]], on=["request_id", "item_id"])
+    assert len(merged) == 900
+    np.testing.assert_allclose(merged["score"], merged["direct"], rtol=1e-4, atol=1e-5)
+
+    # Ranks and percentiles within (request, modality).
+    for _, group in table.groupby(["request_id", "modality"]):
+        ordered = group.sort_values("rank_in_modality")
+        assert list(ordered["rank_in_modality"]) == list(range(1, len(group) + 1))
+        assert ordered["score"].is_monotonic_decreasing
+        assert ordered["score_percentile_in_modality"].iloc[0] == 1.0
+
+
+def test_rerun_of_a_day_gives_the_same_rows(spark, trained):
+    lake, _ = trained
+    score_single_modal(spark, lake, ds=DS)
+    first = lake.read_arrow("silver.single_modal_scores").to_pandas().sort_values(["request_id", "item_id"]).reset_index(drop=True)
+    score_single_modal(spark, lake, ds=DS)
+    second = lake.read_arrow("silver.single_modal_scores").to_pandas().sort_values(["request_id", "item_id"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(first, second)
+
+
+def _corrupt_items(spark, lake, update):
+    items = lake.read("bronze.items")
+    lake.overwrite_slice(update(items), "bronze.items", {"ds": DS, "source": "generator"})
+
+
+def test_bad_embeddings_go_to_rejects_and_empty_text_is_still_scored(spark, trained):
+    lake, _ = trained
+    original = lake.read_arrow("bronze.items").to_pandas()
+    image_items = original[original.modality == "image"].item_id.tolist()
+    video_items = original[original.modality == "video"].item_id.tolist()
+    web_item = original[original.modality == "web"].item_id.iloc[0]
+    nan_item, short_item = image_items[0], video_items[0]
+    try:
+        def update(items):
+            embedding = F.col("visual_embedding")
+            return items.select(
+                *[c for c in items.columns if c not in ("visual_embedding", "title", "body")],
+                F.when(F.col("item_id") == nan_item, F.array(F.lit(float("nan")).cast("float"), *[F.lit(0.0).cast("float")] * 31))
+                .when(F.col("item_id") == short_item, F.slice(embedding, 1, 5)).otherwise(embedding).alias("visual_embedding"),
+                F.when(F.col("item_id") == web_item, F.lit("")).otherwise(F.col("title")).alias("title"),
+                F.when(F.col("item_id") == web_item, F.lit(None).cast("string")).otherwise(F.col("body")).alias("body"),
+            )
+
+        _corrupt_items(spark, lake, update)
+        result = score_single_modal(spark, lake, ds=DS)
+        rejects = lake.read("bronze.rejects").where("job = 'score_single_modal'").toPandas()
+        logs = lake.read_arrow("bronze.search_logs").to_pandas()
+        expected_rejects = logs.item_id.isin([nan_item, short_item]).sum()
+        assert result.rejected == len(rejects) == expected_rejects > 0
+        assert rejects.reason.str.contains("visual_embedding contains NaN").any()
+        assert rejects.reason.str.contains("visual_embedding has length 5, expected 32").any()
+        scores = lake.read_arrow("silver.single_modal_scores").to_pandas()
+        assert result.scored == 900 - expected_rejects == len(scores)
+        assert not scores.item_id.isin([nan_item, short_item]).any()
+        empty_text = scores[scores.item_id == web_item]["score"]
+        assert len(empty_text) > 0 and np.isfinite(empty_text).all()
+        assert np.isfinite(scores["score"]).all()
+    finally:
+        lake.overwrite_slice(spark.createDataFrame(original), "bronze.items", {"ds": DS, "source": "generator"})
+
+
+def test_missing_or_corrupt_artifacts_fail_before_any_write(spark, trained, tmp_path):
+    lake, summary = trained
+    version_before = lake.version("silver.single_modal_scores") if lake.exists("silver.single_modal_scores") else None
+    broken = single_modal_dir(lake) / "sm-broken"
+    shutil.copytree(summary.artifact_dir, broken)
+    # A modality with no model.
+    shutil.rmtree(broken / "video")
+    with pytest.raises(RankerArtifactError, match=r"modality 'video' at .*sm-broken/video"):
+        score_single_modal(spark, lake, ds=DS, model_version="sm-broken")
+    # A truncated state_dict.
+    shutil.copytree(summary.artifact_dir / "video", broken / "video")
+    state = broken / "image" / "state_dict.pt"
+    state.write_bytes(state.read_bytes()[:100])
+    with pytest.raises(RankerArtifactError, match=r"modality 'image' at .*sm-broken/image"):
+        score_single_modal(spark, lake, ds=DS, model_version="sm-broken")
+    if version_before is not None:
+        assert lake.version("silver.single_modal_scores") == version_before
