@@ -29,7 +29,8 @@ test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m "slow or not slow"
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_ingest.py
+	$(BIN)/python benchmarks/bench_ingest.py --size large
+	$(BIN)/python benchmarks/bench_scoring.py --size demo
 
 package: $(STAMP)
 	$(BIN)/python -m pip wheel --quiet --no-deps -w dist lib
