@@ -14,7 +14,7 @@ $(STAMP): requirements.txt constraints.txt lib/pyproject.toml
 	# torch first and alone: the CPU wheel, so that no later requirement can pull a CUDA build.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -r requirements.txt -c constraints.txt
-	$(BIN)/python -m pip install --quiet --no-deps -e lib
+	$(BIN)/python -m pip install --quiet --no-deps -e ./lib
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -33,7 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_scoring.py --size demo
 
 package: $(STAMP)
-	$(BIN)/python -m pip wheel --quiet --no-deps -w dist lib
+	$(BIN)/python -m pip wheel --quiet --no-deps -w dist ./lib
 
 clean:
 	rm -rf warehouse artifacts reports dist .pytest_cache
