@@ -149,6 +149,17 @@ def test_round_trip_reproduces_truth_grades_exactly(spark, day_lake):
     assert {task["status"] for task in _tasks(day_lake)} == {"labelled"}
 
 
+def test_consensus_averages_disagreeing_annotators(spark, day_lake):
+    # Given two annotators where the second always moves the (true) grade by one step
+    jobs.run_annotation_round_trip(spark, day_lake, ds=DS, strategy="top", budget=0.2, seed=4, eval_splits=(), disagreement=1.0)
+    truth = _truth(day_lake)
+    # When the consensus view aggregates them
+    consensus = jobs.page_label_consensus(day_lake, ds=DS).collect()
+    # Then each item has two grades one apart, and their mean is half a step from the truth
+    assert consensus and all(row["n_annotators"] == 2 and row["max_grade"] - row["min_grade"] == 1 for row in consensus)
+    assert all(abs(row["mean_grade"] - truth[(row["query_id"], row["item_id"])]) == 0.5 for row in consensus)
+
+
 def test_reimport_is_idempotent_and_a_changed_grade_wins_with_history(spark, day_lake):
     # Given a completed round trip
     result = jobs.run_annotation_round_trip(spark, day_lake, ds=DS, strategy="stratified", budget=0.2, seed=4, eval_splits=())

@@ -126,3 +126,13 @@ def test_rewriting_a_slice_from_the_same_table_keeps_its_rows(spark, lake):
     rows = lake.read("bronze.items").collect()
     assert sorted(row.item_id for row in rows) == ["i0", "i1", "i2"]
     assert {row.title for row in rows} == {"new"}
+
+
+def test_an_empty_rewrite_of_a_nested_slice_clears_it(spark, lake):
+    frame = spark.createDataFrame(
+        [("2026-11-01", "i1", "image", [1.0], "generator")],
+        "ds string, item_id string, modality string, visual_embedding array<float>, source string",
+    )
+    lake.overwrite_slice(frame, "bronze.items", {"ds": "2026-11-01", "source": "generator"})
+    lake.overwrite_slice(frame.limit(0), "bronze.items", {"ds": "2026-11-01", "source": "generator"})
+    assert lake.read("bronze.items").count() == 0

@@ -244,6 +244,16 @@ def demo(
     console.print(f"Great Expectations Data Docs: {settings.reports.resolve() / 'gx'}")
 
 
+def _register_step_commands() -> None:
+    # Each pipeline step keeps its commands next to its code; they are mounted here.
+    from smar.annotation.commands import register as register_annotation
+
+    register_annotation(app)
+
+
+_register_step_commands()
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

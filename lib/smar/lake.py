@@ -179,7 +179,8 @@ class Lakehouse:
         staging = self.settings.warehouse.resolve() / "_staging" / table / uuid.uuid4().hex
         try:
             conformed.write.mode("overwrite").parquet(str(staging))
-            staged = spark.read.parquet(str(staging))
+            # The explicit schema also reads back an empty staging folder (an empty slice rewrite).
+            staged = spark.read.schema(conformed.schema).parquet(str(staging))
             spark.sql(f"DELETE FROM delta.`{self.uri(table)}` WHERE {predicate(slice_values)}").collect()
             staged.write.format("delta").mode("append").save(self.uri(table))
         finally:

@@ -28,12 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from smar.annotation.iso_label import DEFAULT_BOUNDARIES
 from smar.annotation.label_studio import (
-    CSV_COLUMNS,
     LabelImportError,
     LabelRow,
     RejectedLabel,
@@ -830,16 +829,22 @@ def run_annotation_round_trip(
         eval_splits=eval_splits, eval_strategy=eval_strategy, band_index=band_index,
         max_judgements_per_query=max_judgements_per_query, created_at=created_at,
     )
-    options = dict(out_root=out_root, n_annotators=n_annotators, noise=noise, disagreement=disagreement, seed=seed)
-    exports, simulations, imports = [], [], []
-    for written in built.slices:
-        if written.tasks == 0:
-            continue
+    exports: list[ExportSummary] = []
+    simulations: list[SimulateSummary] = []
+    imports: list[IngestLabelsSummary] = []
+
+    def label(slice_strategy: str, slice_budget: float, round_number: int) -> None:
         exported, simulated, imported = _label_slice(
-            spark, lake, ds=ds, strategy=written.strategy, budget=written.budget,
-            round_number=written.round, **options,  # type: ignore[arg-type]
-        )
-        exports.append(exported), simulations.append(simulated), imports.append(imported)
+            spark, lake, ds=ds, strategy=slice_strategy, budget=slice_budget, round_number=round_number,
+            out_root=out_root, n_annotators=n_annotators, noise=noise, disagreement=disagreement, seed=seed,
+        )  # fmt: skip
+        exports.append(exported)
+        simulations.append(simulated)
+        imports.append(imported)
+
+    for written in built.slices:
+        if written.tasks:
+            label(written.strategy, written.budget, written.round)
     iso_rounds: list[IsoLabelRoundSummary] = []
     if strategy == ISO_LABEL_STRATEGY:
         for round_number in range(1, max_rounds + 1):
@@ -850,11 +855,7 @@ def run_annotation_round_trip(
             iso_rounds.append(summary)
             if summary.done:
                 break
-            exported, simulated, imported = _label_slice(
-                spark, lake, ds=ds, strategy=ISO_LABEL_STRATEGY, budget=ISO_LABEL_BUDGET,
-                round_number=round_number, **options,  # type: ignore[arg-type]
-            )
-            exports.append(exported), simulations.append(simulated), imports.append(imported)
+            label(ISO_LABEL_STRATEGY, ISO_LABEL_BUDGET, round_number)
         else:
             log.warning("iso_label stopped after max_rounds=%d with pages still searching", max_rounds)
     cost = annotation_cost(spark, lake, ds=ds, created_at=created_at)
@@ -864,7 +865,3 @@ def run_annotation_round_trip(
         iso_rounds=tuple(iso_rounds), cost=tuple(cost),
     )
 
-
-def utc_now() -> datetime:
-    """Now, in UTC (for callers that want one created_at across several writes)."""
-    return datetime.now(timezone.utc)
