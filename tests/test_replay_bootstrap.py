@@ -24,6 +24,14 @@ def test_a_a_comparison_gives_a_zero_interval() -> None:
     assert result.n_queries == 40
 
 
+def test_a_a_comparison_of_an_infinite_ratio_is_still_zero() -> None:
+    # Given a pooled ratio with no mis-ordered pair in either arm (PNR = inf)
+    result = paired_delta([3.0, 2.0], [3.0, 2.0], control_denominator=[0.0, 0.0],
+                          candidate_denominator=[0.0, 0.0], config=FAST)  # fmt: skip
+    assert result.control_value == float("inf")
+    assert (result.delta, result.ci_low, result.ci_high) == (0.0, 0.0, 0.0)
+
+
 def test_noisy_equal_rankings_give_an_interval_around_zero() -> None:
     # Given candidate = control + symmetric noise with mean exactly 0
     rng = np.random.default_rng(2)

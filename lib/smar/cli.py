@@ -247,8 +247,10 @@ def demo(
 def _register_step_commands() -> None:
     # Each pipeline step keeps its commands next to its code; they are mounted here.
     from smar.annotation.commands import register as register_annotation
+    from smar.replay.commands import register as register_replay
 
     register_annotation(app)
+    register_replay(app)
 
 
 _register_step_commands()

@@ -27,7 +27,8 @@ method, DESIGN.md and the developers' guide):
   therefore miscalibrated by construction: the problem SMAR solves.
 * Production page. Answers with confidence > 60 go on top; the rest of the page follows a fixed
   slot template (web, web, image, web, video, web, image, web, web, video, ...) filled from each
-  modality's production order; remaining items are appended.
+  modality's production order; remaining items are appended. 5% of requests are exploration
+  traffic: their page is shown in a uniformly random order (so position bias is identifiable).
 * Users and clicks. Users have a modality affinity (Dirichlet(2,2,2,2)) and categorical features.
   Clicks follow a position-based model: P(click) = examination(position) * attractiveness, with
   examination = position^-0.8 and attractiveness = (0.03, 0.10, 0.25, 0.50, 0.75)[grade] *
@@ -120,6 +121,7 @@ class GeneratorConfig:
     catalogue_items_per_topic: tuple[int, int, int]  # web, image, video
     candidates_per_modality: tuple[int, int, int, int]  # web, image, video, answer
     on_topic_fraction: float = 0.55
+    exploration_fraction: float = 0.05  # requests whose page is shown in a uniformly random order
 
     @staticmethod
     def preset(size: SizeName) -> GeneratorConfig:
@@ -418,6 +420,16 @@ def generate_day(ds: str, *, size: SizeName = "demo", seed: int = 20251016, worl
 
     item_index = world.page_item[request_query]  # [requests, page]
     grades = world.page_grade[request_query]
+    production_scores = world.page_production_score[request_query]
+    # Exploration traffic: a small share of requests shows the page in a uniformly random order,
+    # as production systems do to measure position bias. Without it no (query, item) ever moves
+    # and a click model cannot separate position from relevance.
+    explore = rng.random(n_requests) < config.exploration_fraction
+    if explore.any():
+        shuffled = np.argsort(rng.random((int(explore.sum()), page_length)), axis=1)
+        item_index[explore] = np.take_along_axis(item_index[explore], shuffled, axis=1)
+        grades[explore] = np.take_along_axis(grades[explore], shuffled, axis=1)
+        production_scores[explore] = np.take_along_axis(production_scores[explore], shuffled, axis=1)
     modality_index = world.item_modality[item_index]
     positions = np.broadcast_to(np.arange(1, page_length + 1), item_index.shape)
     examination = examination_probability(positions)
@@ -449,7 +461,7 @@ def generate_day(ds: str, *, size: SizeName = "demo", seed: int = 20251016, worl
             "item_id": pa.array(world.item_ids[flat]),
             "modality": pa.array(np.array(MODALITIES)[modality_index.ravel()]),
             "position": pa.array(positions.ravel().astype(np.int32)),
-            "production_score": pa.array(world.page_production_score[request_query].ravel()),
+            "production_score": pa.array(production_scores.ravel()),
             "clicked": pa.array(clicked.ravel()),
             "dwell_seconds": pa.array(dwell.ravel(), from_pandas=True),
             "logging_propensity": pa.nulls(flat.size, pa.float64()),

@@ -122,8 +122,9 @@ def paired_delta(
     candidate_value = float(_ratio(candidate_numerator, candidate_weight))
     delta = candidate_value - control_value
     if np.array_equal(control_numerator, candidate_numerator) and np.array_equal(control_weight, candidate_weight):
-        # A/A: every resample gives exactly 0; BCa would be undefined on this point mass.
-        return PairedDelta(control_value, candidate_value, delta, delta, delta, n_queries)
+        # A/A: every resample gives exactly 0 (even where the value is inf, e.g. a PNR without
+        # mis-ordered pairs); BCa would be undefined on this point mass.
+        return PairedDelta(control_value, candidate_value, 0.0, 0.0, 0.0, n_queries)
     if n_queries < 2:
         return PairedDelta(control_value, candidate_value, delta, float("nan"), float("nan"), n_queries)
 

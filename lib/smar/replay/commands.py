@@ -17,7 +17,9 @@ def register(app: typer.Typer) -> None:
     @app.command(name="replay")
     def replay(
         candidate: str = typer.Option(..., help="candidate ranking: run:<run_id> (gold.reranker_runs) or production"),
-        control: str = typer.Option("production", help="control ranking: production (the logged order) or run:<run_id>"),
+        control: str = typer.Option(
+            "production", help="control ranking: production (the logged order) or run:<run_id>"
+        ),
         ds_start: str = typer.Option(..., help="first log day replayed, YYYY-MM-DD"),
         ds_end: Optional[str] = typer.Option(None, help="last log day replayed (default: ds_start)"),
         run_id: Optional[str] = typer.Option(None, help="replay run id (default: derived from the inputs)"),
@@ -38,10 +40,14 @@ def register(app: typer.Typer) -> None:
         from smar.config import get_settings
         from smar.engine import spark_session
         from smar.lake import Lakehouse
+        from smar.replay.evaluate import ranking_name
         from smar.replay.jobs import replay_config, replay_evaluate
 
         _configure(warehouse, engine, verbose)
         try:
+            # Refuse bad sources and settings before starting an engine.
+            ranking_name(candidate)
+            ranking_name(control)
             config = replay_config(
                 query_splits=tuple(split) if split else None, min_queries=min_queries,
                 max_modality_ndcg_drop=max_modality_ndcg_drop, max_exposure_shift=max_exposure_shift,

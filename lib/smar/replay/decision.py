@@ -52,7 +52,9 @@ class DecisionConfig(BaseModel):
         default=(PAGE_LABELS, ORACLE),
         description="label sources for the primary metric and the NDCG guardrails, in order of preference",
     )
-    min_queries: int = Field(default=30, ge=2, description="held-out queries needed before any decision but INCONCLUSIVE")
+    min_queries: int = Field(
+        default=30, ge=2, description="held-out queries needed before any decision but INCONCLUSIVE"
+    )
     min_improvement: float = Field(
         default=0.0, description="SHIP needs the primary delta's interval entirely above this"
     )
@@ -174,7 +176,8 @@ def evaluate_guardrails(
         verdict = non_inferiority_verdict(row["ci_low"], row["ci_high"], config.max_modality_ndcg_drop)
         name = metric_label(NDCG, row["segment"], row["k"], label_source)
         explanation = (
-            f"per-modality {name}: delta {_number(row['delta'])}, {_interval(row['ci_low'], row['ci_high'], confidence_level)}; "
+            f"per-modality {name}: delta {_number(row['delta'])}, "
+            f"{_interval(row['ci_low'], row['ci_high'], confidence_level)}; "
             f"may not drop below -{config.max_modality_ndcg_drop:g}: {verdict}"
         )
         results.append(GuardrailResult("modality_ndcg_drop", NDCG, row["segment"], _k(row["k"]), label_source,
@@ -213,7 +216,9 @@ def decide(metrics: pd.DataFrame, config: DecisionConfig | None = None, *, confi
     label_source = str(primary["label_source"])
     name = metric_label(config.primary_metric, config.primary_segment, config.primary_k, label_source)
     delta, low, high = float(primary["delta"]), float(primary["ci_low"]), float(primary["ci_high"])
-    guardrails = evaluate_guardrails(metrics, label_source=label_source, config=config, confidence_level=confidence_level)
+    guardrails = evaluate_guardrails(
+        metrics, label_source=label_source, config=config, confidence_level=confidence_level
+    )
     breaches = [guardrail for guardrail in guardrails if guardrail.verdict == "BREACH"]
     unsure = [guardrail for guardrail in guardrails if guardrail.verdict == "INCONCLUSIVE"]
 

@@ -34,7 +34,7 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 from functools import reduce
-from typing import Any, Literal, Union
+from typing import Union
 
 import numpy as np
 import pandas as pd
@@ -103,7 +103,9 @@ class MetricConfig(BaseModel):
         default="exponential",
         description="NDCG gain: exponential 2^grade - 1 (web-search convention, LightGBM's default), or linear",
     )
-    per_modality_k: int = Field(default=10, ge=1, description="k of per-modality NDCG@k (positions inside the modality)")
+    per_modality_k: int = Field(
+        default=10, ge=1, description="k of per-modality NDCG@k (positions inside the modality)"
+    )
     exposure_k: int = Field(default=10, ge=1, description="top-k window of modality exposure share and position shares")
     click_cutoffs: tuple[int, ...] = Field(default=(5, 10), description="k of the clicks@k estimates")
     min_position_variation: float = Field(
@@ -113,6 +115,13 @@ class MetricConfig(BaseModel):
         description="the position-based click model is fitted only when at least this fraction of "
         "(query, item) pairs was logged at two or more positions; below it position bias is not "
         "identifiable from the logs and the click estimates are skipped, with the reason reported",
+    )
+    max_importance_weight: float = Field(
+        default=20.0,
+        gt=0.0,
+        description="click-estimate weights gamma_t / gamma_p are clipped at this value (clipped IPS, "
+        "Bottou et al. 2013): deep positions with almost no clicks get tiny gamma, whose inverse "
+        "would let a few impressions dominate IPS and SNIPS",
     )
     max_unscored_page_fraction: float = Field(
         default=0.01,
@@ -380,8 +389,9 @@ def ndcg_by_query(inputs: ReplayInputs, config: MetricConfig) -> pd.DataFrame:
         for arm in ARMS:
             for segment in (F.lit(ALL_SEGMENT), F.col("modality")):
                 key = F.concat_ws(
-                    _SEPARATOR, F.lit(label_source), F.lit(arm), segment, F.col("query_id"), F.col("ds"), F.col("request_id")
-                )
+                    _SEPARATOR, F.lit(label_source), F.lit(arm), segment,
+                    F.col("query_id"), F.col("ds"), F.col("request_id"),
+                )  # fmt: skip
                 runs.append(
                     judged.select(
                         key.alias("query_id"),
@@ -457,9 +467,10 @@ def cross_modal_pairs_by_query(inputs: ReplayInputs) -> pd.DataFrame:
                 F.sum((difference == 0).cast("double")).alias(f"{arm}_tied"),
             ]
         per_page = pairs.groupBy("left_ds", "left_request_id", "left_query_id").agg(*counts)
+        count_names = [f"{arm}_{kind}" for arm in ARMS for kind in ("concordant", "discordant", "tied")]
         per_query = (
             per_page.groupBy(F.col("left_query_id").alias("query_id"))
-            .agg(*[F.avg(f"{arm}_{kind}").alias(f"{arm}_{kind}") for arm in ARMS for kind in ("concordant", "discordant", "tied")])
+            .agg(*[F.avg(name).alias(name) for name in count_names])
             .toPandas()
         )
         for metric in (CROSS_MODAL_PNR, CROSS_MODAL_PAIR_ACCURACY):
@@ -471,7 +482,7 @@ def cross_modal_pairs_by_query(inputs: ReplayInputs) -> pd.DataFrame:
                 rows[f"{arm}_numerator"] = correct
                 rows[f"{arm}_denominator"] = wrong if metric == CROSS_MODAL_PNR else correct + wrong
             frames.append(rows)
-    return pd.concat(frames, ignore_index=True)[list(PER_QUERY_COLUMNS)] if frames else pd.DataFrame(columns=list(PER_QUERY_COLUMNS))
+    return pd.concat(frames, ignore_index=True)[list(PER_QUERY_COLUMNS)]
 
 
 def exposure_by_query(inputs: ReplayInputs, config: MetricConfig) -> pd.DataFrame:
@@ -490,11 +501,15 @@ def exposure_by_query(inputs: ReplayInputs, config: MetricConfig) -> pd.DataFram
         for modality in inputs.modalities:
             is_modality = F.col("modality") == F.lit(modality)
             aggregates.append(
-                (F.sum((is_modality & (rank <= k)).cast("double")) / slots).alias(_COLUMN_SEPARATOR.join((arm, EXPOSURE_SHARE, modality, str(k))))
+                (F.sum((is_modality & (rank <= k)).cast("double")) / slots).alias(
+                    _COLUMN_SEPARATOR.join((arm, EXPOSURE_SHARE, modality, str(k)))
+                )
             )
             for position in range(1, k + 1):
                 aggregates.append(
-                    F.when(F.count(F.lit(1)) >= position, F.max((is_modality & (rank == position)).cast("double"))).alias(
+                    F.when(
+                        F.count(F.lit(1)) >= position, F.max((is_modality & (rank == position)).cast("double"))
+                    ).alias(
                         _COLUMN_SEPARATOR.join((arm, POSITION_SHARE, modality, str(position)))
                     )
                 )
@@ -530,7 +545,9 @@ def position_variation(query_ids: pd.Series, item_ids: pd.Series, positions: pd.
     moved: if every pair sits at one position, gamma_r * alpha_qi fits every click rate with any
     gamma, so the EM's examination curve is arbitrary (not identifiable).
     """
-    frame = pd.DataFrame({"query_id": query_ids.to_numpy(), "item_id": item_ids.to_numpy(), "position": positions.to_numpy()})
+    frame = pd.DataFrame(
+        {"query_id": query_ids.to_numpy(), "item_id": item_ids.to_numpy(), "position": positions.to_numpy()}
+    )
     if frame.empty:
         return 0.0
     return float((frame.groupby(["query_id", "item_id"])["position"].nunique() > 1).mean())
@@ -555,7 +572,8 @@ def click_estimates_by_query(impressions: pd.DataFrame, config: MetricConfig) ->
     Position-based model (the default, Chuklin et al. 2015): fit P(click) = gamma_r * alpha_qi
     by EM on the scope's logged clicks (`fit_position_based_model`). An item logged at p and
     placed at t by the arm gets reward c * [t <= k] and weight gamma_t / gamma_p, so
-    E[c * w] = alpha * gamma_t * [t <= k], its expected clicks in the top k. Per query,
+    E[c * w] = alpha * gamma_t * [t <= k], its expected clicks in the top k. Weights are clipped
+    at `max_importance_weight` (a little bias for much less variance). Per query,
     IPS = sum(c * [t <= k] * w) / pages, computed as `ope.ips(...) * rows / pages`, and
     SNIPS = `ope.snips(...) * rows / pages` (normalised by the mean weight). When an arm keeps the
     logged order every weight is 1 and both equal the observed clicks in the top k per page.
@@ -582,6 +600,22 @@ def click_estimates_by_query(impressions: pd.DataFrame, config: MetricConfig) ->
             impressions["position"].to_numpy(), impressions["clicked"].to_numpy(),
         )  # fmt: skip
         examination = model.examination
+        needed = set(impressions["position"].astype(int)) | {
+            int(rank) for arm in ARMS for rank in impressions[f"{arm}_rank"]
+        }
+        unusable = sorted(rank for rank in needed if rank > len(examination) or not examination[rank - 1] > 0)
+        if unusable:
+            # An item logged where the model says nobody looks cannot be reweighted (w = gamma_t / 0),
+            # nor can an item be moved to a rank the log never showed (gamma unknown).
+            reason = (
+                f"click estimates skipped: the position-based model has no positive examination estimate for "
+                f"positions {unusable[:10]} (never shown, or never clicked), so those impressions cannot be reweighted"
+            )
+            log.warning("%s", reason)
+            curve = tuple(float(value) for value in examination)
+            return pd.DataFrame(columns=list(PER_QUERY_COLUMNS)), ClickModelSummary(
+                source, curve, model.iterations, model.converged, variation, reason
+            )
         summary = ClickModelSummary(
             source, tuple(float(value) for value in examination), model.iterations, model.converged, variation
         )
@@ -597,7 +631,10 @@ def click_estimates_by_query(impressions: pd.DataFrame, config: MetricConfig) ->
         rank = impressions[f"{arm}_rank"].to_numpy(dtype=np.int64)
         for k in config.click_cutoffs:
             if source == "position_based_model":
-                columns[f"{arm}_target"] = examination[rank - 1]
+                # Clipping the target propensity at max_weight * logging clips the weight itself.
+                columns[f"{arm}_target"] = np.minimum(
+                    examination[rank - 1], config.max_importance_weight * logging_propensity
+                )
                 columns[f"{arm}_reward_{k}"] = clicked * (rank <= k)
             else:
                 columns[f"{arm}_target"] = (rank == position).astype(np.float64)
@@ -613,12 +650,15 @@ def click_estimates_by_query(impressions: pd.DataFrame, config: MetricConfig) ->
             for label_source, estimator in ((CLICKS_IPS, ips), (CLICKS_SNIPS, snips)):
                 values = {}
                 for arm in ARMS:
-                    try:
-                        values[arm] = estimator(group[f"{arm}_reward_{k}"], group["logging"], group[f"{arm}_target"]) * rows_per_page
-                    except ValueError:
+                    target = group[f"{arm}_target"]
+                    if estimator is snips and not (target > 0).any():
                         # SNIPS is undefined when the arm puts no weight on this query's logged rows.
                         values[arm] = np.nan
-                rows.append((CLICKS, ALL_SEGMENT, k, label_source, query_id, values["control"], 1.0, values["candidate"], 1.0))
+                        continue
+                    values[arm] = estimator(group[f"{arm}_reward_{k}"], group["logging"], target) * rows_per_page
+                rows.append(
+                    (CLICKS, ALL_SEGMENT, k, label_source, query_id, values["control"], 1.0, values["candidate"], 1.0)
+                )
     per_query = pd.DataFrame(rows, columns=list(PER_QUERY_COLUMNS))
     defined = per_query[["control_numerator", "candidate_numerator"]].notna().all(axis=1)
     return per_query[defined].reset_index(drop=True), summary
@@ -644,11 +684,17 @@ def summarize(per_query: pd.DataFrame, bootstrap: BootstrapConfig) -> pd.DataFra
     keys = ["metric", "segment", "k", "label_source"]
     for key, group in per_query.groupby(keys, sort=True, dropna=False):
         group = group.sort_values("query_id")
+
+        def column(name: str) -> np.ndarray:
+            # Rounded to 1e-12: the engine sums pages in no fixed order, and last-bit noise must not
+            # turn identical rankings (an A/A replay) into a tiny nonzero difference.
+            return np.round(group[name].to_numpy(float), 12)
+
         estimate = paired_delta(
-            group["control_numerator"].to_numpy(float),
-            group["candidate_numerator"].to_numpy(float),
-            control_denominator=group["control_denominator"].to_numpy(float),
-            candidate_denominator=group["candidate_denominator"].to_numpy(float),
+            column("control_numerator"),
+            column("candidate_numerator"),
+            control_denominator=column("control_denominator"),
+            candidate_denominator=column("candidate_denominator"),
             config=bootstrap,
         )
         rows.append((*key, estimate.control_value, estimate.candidate_value, estimate.delta,

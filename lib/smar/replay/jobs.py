@@ -83,8 +83,8 @@ def replay_config(
 ) -> ReplayConfig:
     """The default `ReplayConfig` with the given (non-None) overrides: what the CLI and the job flags set."""
     metrics = {"query_splits": tuple(query_splits)} if query_splits else {}
-    bootstrap = {name: value for name, value in
-                 (("method", bootstrap_method), ("n_resamples", n_resamples), ("seed", seed)) if value is not None}  # fmt: skip
+    bootstrap_settings = (("method", bootstrap_method), ("n_resamples", n_resamples), ("seed", seed))
+    bootstrap = {name: value for name, value in bootstrap_settings if value is not None}
     decision = {name: value for name, value in (("min_queries", min_queries),
                 ("max_modality_ndcg_drop", max_modality_ndcg_drop), ("max_exposure_shift", max_exposure_shift))
                 if value is not None}  # fmt: skip
@@ -118,7 +118,13 @@ class ReplaySummary:
 
 
 def replay_run_id(
-    *, control: str, candidate: str, ds_start: str, ds_end: str, config: ReplayConfig, scores_fingerprint: str | None = None
+    *,
+    control: str,
+    candidate: str,
+    ds_start: str,
+    ds_end: str,
+    config: ReplayConfig,
+    scores_fingerprint: str | None = None,
 ) -> str:
     """`replay-<16 hex>`: sha256 of the inputs (names, days, config JSON, optional scores fingerprint)."""
     payload = json.dumps(

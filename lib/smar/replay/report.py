@@ -106,14 +106,16 @@ def _table_rows(metrics: pd.DataFrame) -> pd.DataFrame:
 
 
 def _label(row: pd.Series) -> str:
-    return metric_label(row["metric"], row["segment"], None if pd.isna(row["k"]) else int(row["k"]), row["label_source"])
+    k = None if pd.isna(row["k"]) else int(row["k"])
+    return metric_label(row["metric"], row["segment"], k, row["label_source"])
 
 
 # -- plots -------------------------------------------------------------------------------------
 def plot_metric_deltas(metrics: pd.DataFrame, path: Path, confidence_level: float) -> Path:
     """Horizontal error bars: each metric's delta (candidate - control) with its interval; 0 marked."""
     families = [
-        ("ranking quality (NDCG, cross-modal pair accuracy)", metrics["metric"].isin([NDCG, CROSS_MODAL_PAIR_ACCURACY])),
+        ("ranking quality (NDCG, cross-modal pair accuracy)",
+         metrics["metric"].isin([NDCG, CROSS_MODAL_PAIR_ACCURACY])),
         ("modality exposure share in the top k", metrics["metric"] == EXPOSURE_SHARE),
         ("clicks@k per page (counterfactual)", metrics["metric"] == CLICKS),
     ]
@@ -179,7 +181,8 @@ def plot_ndcg_at_k(metrics: pd.DataFrame, path: Path) -> Path:
         subset = rows[rows["label_source"] == source]
         for arm in ("control", "candidate"):
             axis.plot(subset["k"].astype(int), subset[f"{arm}_value"].to_numpy(float), marker="o",
-                      linestyle=styles[index % len(styles)], color=ARM_COLORS[arm], label=f"{arm} [{source}]")  # fmt: skip
+                      linestyle=styles[index % len(styles)], color=ARM_COLORS[arm],
+                      label=f"{arm} [{source}]")  # fmt: skip
     if rows.empty:
         axis.text(0.5, 0.5, "no graded items in scope", ha="center", va="center", transform=axis.transAxes)
     axis.set_xlabel("k")
@@ -266,7 +269,8 @@ def _html(metrics: pd.DataFrame, decision: Decision, context: ReportContext) -> 
         "<h2>Reasons</h2><ul>",
         *[f"<li>{escape(reason)}</li>" for reason in decision.reasons],
         "</ul><h2>Run</h2><table>",
-        *[f'<tr><th class="name">{escape(key)}</th><td class="name">{escape(value)}</td></tr>' for key, value in _summary_lines(context)],
+        *[f'<tr><th class="name">{escape(key)}</th><td class="name">{escape(value)}</td></tr>'
+          for key, value in _summary_lines(context)],
         "</table>",
     ]
     if context.notes:
@@ -339,12 +343,14 @@ def _markdown(metrics: pd.DataFrame, decision: Decision, context: ReportContext)
               "|---|---|---:|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for _, row in _table_rows(metrics).iterrows():
         lines.append(
-            f"| {row['metric']} | {row['segment']} | {'' if pd.isna(row['k']) else int(row['k'])} | {row['label_source']} | "
-            f"{format_value(row['control_value'])} | {format_value(row['candidate_value'])} | {format_delta(row['delta'])} | "
+            f"| {row['metric']} | {row['segment']} | {'' if pd.isna(row['k']) else int(row['k'])} | "
+            f"{row['label_source']} | {format_value(row['control_value'])} | {format_value(row['candidate_value'])} | "
+            f"{format_delta(row['delta'])} | "
             f"{format_delta(row['ci_low'])} | {format_delta(row['ci_high'])} | {int(row['n_queries'])} |"
         )
     lines += ["", "## Label sources", ""]
-    lines += [f"- {LABEL_SOURCE_NOTES.get(source, source)}" for source in sorted(metrics["label_source"].unique().tolist())]
+    sources = sorted(metrics["label_source"].unique().tolist())
+    lines += [f"- {LABEL_SOURCE_NOTES.get(source, source)}" for source in sources]
     return "\n".join(lines) + "\n"
 
 
