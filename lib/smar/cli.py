@@ -211,6 +211,8 @@ def tables(warehouse: Optional[Path] = WarehouseOption) -> None:
 def demo(
     ds: str = typer.Option("2026-11-01", help="the demo day"),
     size: str = typer.Option("demo", help="tiny | demo | large"),
+    strategy: str = typer.Option("top", help="annotation strategy: top | slice | random | stratified"),
+    budget: float = typer.Option(0.2, help="fraction of each modality's candidates given a page label"),
     engine: Optional[str] = EngineOption,
     warehouse: Optional[Path] = WarehouseOption,
     verbose: bool = typer.Option(False, "--verbose", "-v"),
@@ -223,7 +225,16 @@ def demo(
     _configure(warehouse, engine or "embedded", verbose)
     settings = get_settings()
     console.rule(f"SMAR demo: size={size}, ds={ds}, warehouse={settings.warehouse.resolve()}")
+    import torch
+
+    from smar.annotation.commands import print_cost
+    from smar.annotation.jobs import run_annotation_round_trip
+    from smar.replay.jobs import replay_evaluate
+    from smar.reranker.jobs import train_page_reranker
     from smar.single_modal import score_single_modal, train_single_modal
+
+    # Small torch models train many times faster single-threaded on a busy 2-core machine.
+    torch.set_num_threads(1)
 
     day = date.fromisoformat(ds)
     training_days = [(day - timedelta(days=offset)).isoformat() for offset in (2, 1, 0)]
@@ -240,6 +251,29 @@ def demo(
             scoring = score_single_modal(spark, lake, ds=ds)
         console.print(f"scored {scoring.scored} impressions of {ds} ({scoring.unique_query_texts} query texts and "
                       f"{scoring.unique_item_texts} item texts encoded once each); rejected {scoring.rejected}")
+
+        with console.status(f"step 2: budgeted annotation round trip ({strategy}, budget {budget:g}) for {ds}"):
+            round_trip = run_annotation_round_trip(spark, lake, ds=ds, strategy=strategy, budget=budget,
+                                                   seed=settings.seed, noise=0.1, disagreement=0.1)
+        console.print(f"annotation: {round_trip.labels_accepted} page labels imported from simulated Label Studio exports")
+        print_cost(list(round_trip.cost))
+
+        with console.status(f"step 3: train the SMAR page reranker on {ds}'s page labels"):
+            trained = train_page_reranker(spark, lake, ds_start=ds, ds_end=ds, method="smar_pairwise",
+                                          strategy=strategy, seed=settings.seed, progress=False)
+        console.print(
+            f"registered reranker run {trained.run_id}: {trained.train_pages} train / {trained.validation_pages} "
+            f"validation / {trained.test_pages} test pages; test NDCG@10 vs page labels {trained.test_ndcg_at_10:.4f}"
+        )
+
+        with console.status("step 4: replay the reranker against the production order on held-out queries"):
+            replay = replay_evaluate(spark, lake, control="production", candidate=f"run:{trained.run_id}",
+                                     ds_start=ds, ds_end=ds)
+        console.print(f"[bold]decision {replay.decision}[/bold] for run:{trained.run_id} vs production "
+                      f"(replay {replay.run_id})")
+        for reason in replay.reasons:
+            console.print(f"  - {reason}")
+        console.print(f"report: {replay.report_html}")
     print_tables()
     console.print(f"Great Expectations Data Docs: {settings.reports.resolve() / 'gx'}")
 
@@ -248,8 +282,10 @@ def _register_step_commands() -> None:
     # Each pipeline step keeps its commands next to its code; they are mounted here.
     from smar.annotation.commands import register as register_annotation
     from smar.replay.commands import register as register_replay
+    from smar.reranker.commands import register as register_reranker
 
     register_annotation(app)
+    register_reranker(app)
     register_replay(app)
 
 

@@ -177,8 +177,19 @@ def train_single_modal(
 
     filters = [("ds", "in", ds_list)]
     versions = {name: lake.version(name) for name in ("bronze.search_logs", "bronze.items")}
-    logs = lake.read_arrow("bronze.search_logs", version=versions["bronze.search_logs"], filters=filters).to_pandas()
-    items = lake.read_arrow("bronze.items", version=versions["bronze.items"], filters=filters).to_pandas()
+    # Sorted: Delta file order is not stable across rewrites, and pair sampling follows row order.
+    logs = (
+        lake.read_arrow("bronze.search_logs", version=versions["bronze.search_logs"], filters=filters)
+        .to_pandas()
+        .sort_values(["ds", "request_id", "position"], kind="stable")
+        .reset_index(drop=True)
+    )
+    items = (
+        lake.read_arrow("bronze.items", version=versions["bronze.items"], filters=filters)
+        .to_pandas()
+        .sort_values(["ds", "item_id"], kind="stable")
+        .reset_index(drop=True)
+    )
     if logs.empty:
         raise ValueError(f"bronze.search_logs has no rows for ds in {ds_list}")
     truth = None

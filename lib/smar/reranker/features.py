@@ -9,7 +9,8 @@ A page is the unit f(u, q, i) ranks. Two kinds:
 
 * `"query"`: the candidate page of one query on one day, as annotated (`silver.page_labels`):
   the union of the items its requests showed that day. An item's single-modal score is its mean
-  over those impressions (identical on generator data); rank and percentile are recomputed
+  over those impressions (identical on generator data), its position the slot it was shown in
+  most often; rank and percentile are recomputed
   within (page, modality) with the contract's rule (score desc, item_id asc; (n - rank)/(n - 1),
   1 when n = 1); user features are the mean over the page's requests (an annotated page has no
   single user). Used for training, validation and evaluation.
@@ -163,6 +164,29 @@ def default_text_encoder() -> TextEncodeFunction:
     from smar.rankers.encoder import encode_unique
 
     return lambda texts: encode_unique(texts)
+
+
+_TEXT_ENCODERS: dict[str, Callable[[], TextEncodeFunction]] = {DEFAULT_ENCODER_NAME: default_text_encoder}
+
+
+def register_text_encoder(name: str, factory: Callable[[], TextEncodeFunction]) -> None:
+    """Make encoder `name` available to `text_encoder` (a run records the name it was trained
+    with, and scoring looks the same encoder up by that name)."""
+    _TEXT_ENCODERS[name] = factory
+
+
+def text_encoder(name: str = DEFAULT_ENCODER_NAME) -> TextEncodeFunction:
+    """The encode function registered as `name` (KeyError naming the known ones)."""
+    try:
+        return _TEXT_ENCODERS[name]()
+    except KeyError:
+        raise KeyError(f"unknown text encoder {name!r}; registered: {sorted(_TEXT_ENCODERS)}") from None
+
+
+def embedding_cache_file(artifacts: Path, encoder_name: str = DEFAULT_ENCODER_NAME) -> Path:
+    """Where embeddings of encoder `encoder_name` are cached: artifacts/text_embeddings/<name>.npz."""
+    safe = "".join(char if char.isalnum() or char in "-_." else "_" for char in encoder_name)
+    return artifacts / "text_embeddings" / f"{safe}.npz"
 
 
 # ---------------------------------------------------------------------------------- the store
@@ -455,10 +479,14 @@ def build_page_store(
     else:
         width = user_dim or 0
     user_rows = np.zeros((len(scores), width), dtype=np.float32)
-    if width:
-        zeros = np.zeros(width, dtype=np.float32)
-        user_rows = np.stack([users.get((ds, user), zeros) for ds, user in
-                              zip(scores["ds"], scores["user_id"], strict=True)]) if len(scores) else user_rows
+    if width and users and len(scores):
+        # Row of each impression's user in a [known users + 1] matrix; the last row (zeros) is
+        # for users without features.
+        keys = list(users)
+        matrix = np.vstack([np.stack([users[key] for key in keys]), np.zeros((1, width), np.float32)])
+        lookup = pd.Series(np.arange(len(keys)), index=pd.MultiIndex.from_tuples(keys))
+        found = lookup.reindex(pd.MultiIndex.from_arrays([scores["ds"], scores["user_id"]])).to_numpy()
+        user_rows = matrix[np.where(np.isnan(found), len(keys), found).astype(np.int64)]
 
     if page_unit == "query":
         scores = scores.assign(page_key=scores["ds"] + "/" + scores["query_id"])
@@ -468,9 +496,17 @@ def build_page_store(
         page_users = page_users.groupby("page_key", sort=True).mean()
         items_of_page = (
             scores.groupby(["page_key", "ds", "query_id", "item_id", "modality"], sort=False)
-            .agg(score=("score", "mean"), position=("position", "min"), query_text=("query_text", "first"))
+            .agg(score=("score", "mean"), query_text=("query_text", "first"))
             .reset_index()
         )
+        # The page's production slot of an item: its most frequent logged position (ties: the
+        # smaller), so the few randomised exploration requests do not move it.
+        slots = (
+            scores.groupby(["page_key", "item_id", "position"], sort=False).size().rename("shown").reset_index()
+            .sort_values(["page_key", "item_id", "shown", "position"], ascending=[True, True, False, True])
+            .drop_duplicates(["page_key", "item_id"])[["page_key", "item_id", "position"]]
+        )
+        items_of_page = items_of_page.merge(slots, on=["page_key", "item_id"], how="left", validate="one_to_one")
         items_of_page = rank_within_page_modality(items_of_page, "page_key")
         items_of_page["request_id"] = ""
         items_of_page = items_of_page.sort_values(["page_key", "position", "item_id"], kind="stable")
@@ -522,7 +558,7 @@ def build_page_store(
     text_width = TEXT_EMBEDDING_DIM if with_text else 0
     page_query_texts = joined["query_text"].to_numpy()[first_of_page] if len(joined) else np.array([])
     if with_text and len(joined):
-        encode_function = encode or default_text_encoder()
+        encode_function = encode or text_encoder(encoder_name)
         item_text_values = item_texts(joined)
         all_texts = [str(text) for text in page_query_texts] + item_text_values
         embedded = encode_texts_cached(all_texts, encode=encode_function, cache_file=embedding_cache)
@@ -579,12 +615,17 @@ def build_page_store(
 # --------------------------------------------------------------------------------- the labels
 
 
-def read_page_labels(lake: Lakehouse, version: int, *, ds_values: Sequence[str]) -> pd.DataFrame:
-    """`silver.page_labels` at `version`, one row per (ds, query_id, item_id, page_id): the mean
-    grade over annotators (`grade`) and their count (`annotators`)."""
+def read_page_labels(
+    lake: Lakehouse, version: int, *, ds_values: Sequence[str], annotators: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """`silver.page_labels` at `version` (only `annotators` when given), one row per
+    (ds, query_id, item_id, page_id): the mean grade over annotators (`grade`) and their count
+    (`annotators`)."""
+    only = pc.field("annotator").isin(list(annotators)) if annotators is not None else None
     labels = read_pinned(
         lake, "silver.page_labels", version,
         columns=["ds", "page_id", "query_id", "item_id", "annotator", "grade"], ds_values=ds_values,
+        filter_expression=only,
     ).to_pandas()
     return (
         labels.groupby(["ds", "query_id", "item_id", "page_id"], sort=True)
@@ -657,3 +698,46 @@ def restrict_to_budget(
 def describe_versions(versions: Mapping[str, int]) -> str:
     """Versions as sorted JSON (for the registry and logs)."""
     return json.dumps({table: int(version) for table, version in sorted(versions.items())}, sort_keys=True)
+
+
+# ------------------------------------------------------------------------- iso-label anchors
+
+
+def read_iso_label_anchors(lake: Lakehouse, version: int, *, ds_values: Sequence[str]) -> pd.DataFrame:
+    """`silver.iso_label_anchors` at `version`: (ds, query_id, grade_boundary, modality, side,
+    item_id), rows without an item (a boundary at the end of a list) left out."""
+    anchors = read_pinned(
+        lake, "silver.iso_label_anchors", version,
+        columns=["ds", "query_id", "grade_boundary", "modality", "side", "item_id"], ds_values=ds_values,
+    ).to_pandas()
+    return anchors[anchors["item_id"].notna()].reset_index(drop=True)
+
+
+def anchor_offsets(store: PageStore, anchors: pd.DataFrame) -> list[NDArray[np.int64]]:
+    """Per page, an [A, 2] array of (preferred, other) item offsets within the page: for every
+    grade boundary g and modalities A != B, the item of A just above g (grade >= g) should
+    outrank the item of B just below g (grade < g). Anchors are matched to pages by
+    (ds, query_id); items that are not candidates of the page are skipped."""
+    result: list[NDArray[np.int64]] = [np.zeros((0, 2), dtype=np.int64) for _ in range(store.n_pages)]
+    if anchors.empty:
+        return result
+    by_page = {key: group for key, group in anchors.groupby(["ds", "query_id"], sort=False)}
+    for page in range(store.n_pages):
+        group = by_page.get((store.page_ds[page], store.query_id[page]))
+        if group is None:
+            continue
+        start, stop = int(store.offsets[page]), int(store.offsets[page + 1])
+        offset_of = {item: index for index, item in enumerate(store.item_id[start:stop])}
+        pairs: list[tuple[int, int]] = []
+        for _, boundary in group.groupby("grade_boundary", sort=True):
+            above = boundary[boundary["side"] == "above"]
+            below = boundary[boundary["side"] == "below"]
+            for above_modality, above_item in zip(above["modality"], above["item_id"], strict=True):
+                for below_modality, below_item in zip(below["modality"], below["item_id"], strict=True):
+                    if above_modality == below_modality:
+                        continue  # same-modality order is the intra-modal term's job
+                    if above_item in offset_of and below_item in offset_of:
+                        pairs.append((offset_of[above_item], offset_of[below_item]))
+        if pairs:
+            result[page] = np.asarray(sorted(set(pairs)), dtype=np.int64)
+    return result

@@ -10,7 +10,8 @@ Loss (`smar.reranker.losses.smar_loss`), with the defaults of `TrainingConfig`:
 * L_intra_m (`intra_loss`, default "pairwise_hinge"): for i, j of modality m on one page with
   g_m(i) > g_m(j), max(0, gamma - (f(i) - f(j))); "list_mle" is ListMLE of f over the g_m order.
 * gamma (`margin`) = 1.0, the authors' margin; beta_m (`modality_weights`) = 1.0 for every
-  modality; lambda (`intra_weight`) = 0.3, chosen on validation queries (docs/reranker.md).
+  modality; lambda (`intra_weight`) = `DEFAULT_INTRA_WEIGHT[intra_loss]`, chosen on validation
+  queries (docs/reranker.md).
 
 tanh squash inside ListMLE: NOT kept (`squash=False`). The authors' code applies tanh to the
 scores before ListMLE. tanh caps every score in (-1, 1), so two items can differ by at most 2 and
@@ -28,6 +29,7 @@ uninterrupted run does (on CPU; CUDA kernels may differ in the last bits).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
@@ -70,13 +72,19 @@ STATE_DICT_FILE = "state_dict.pt"
 CONFIG_FILE = "config.json"
 
 
+#: Default lambda per intra-modal loss. The two losses live on different scales (the hinge is a
+#: mean over pairs, at most gamma + |f(i) - f(j)|; ListMLE sums one log-term per item of the
+#: modality's list), so each has its own default, chosen on validation queries (docs/reranker.md).
+DEFAULT_INTRA_WEIGHT: dict[str, float] = {"pairwise_hinge": 0.3, "list_mle": 0.01}
+
+
 @dataclass(frozen=True)
 class TrainingConfig:
     """Hyper-parameters of one reranker training run (all JSON-serialisable).
 
     objective: "smar" (L_page + lambda * sum_m beta_m L_intra_m) or "page_loss_only" (L_page).
     page_loss / intra_loss: see the module docstring. margin = gamma, intra_weight = lambda,
-    modality_weights = beta_m by modality name. anchors: add the iso-label anchor hinge.
+    modality_weights = beta_m by modality name; intra_weight None = the intra loss's default. anchors: add the iso-label anchor hinge.
     Early stopping: stop after `patience` epochs without a better validation NDCG@10 and keep
     the best epoch's weights. device: "auto" (`select_device`), "cpu", "cuda[:N]".
     """
@@ -85,7 +93,7 @@ class TrainingConfig:
     page_loss: PageLoss = "list_mle"
     intra_loss: IntraLoss = "pairwise_hinge"
     margin: float = 1.0
-    intra_weight: float = 0.3
+    intra_weight: float | None = None
     modality_weights: dict[str, float] = field(default_factory=lambda: {name: 1.0 for name in MODALITIES})
     squash: bool = False
     anchors: bool = False
@@ -133,6 +141,11 @@ class TrainingConfig:
             self_attention=self.self_attention,
             n_modalities=len(MODALITIES),
         )
+
+    def lambda_weight(self) -> float:
+        """lambda: `intra_weight`, or the default of the chosen `intra_loss`
+        (`DEFAULT_INTRA_WEIGHT`)."""
+        return DEFAULT_INTRA_WEIGHT[self.intra_loss] if self.intra_weight is None else float(self.intra_weight)
 
     def beta(self) -> Tensor:
         """beta_m as a `[n_modalities]` tensor in `MODALITIES` order (missing names: 1.0)."""
@@ -236,7 +249,7 @@ def batch_loss(
         batch.modality_id,
         batch.item_mask,
         modality_weights=config.beta().to(scores.device),
-        intra_weight=config.intra_weight,
+        intra_weight=config.lambda_weight(),
         page_loss=config.page_loss,
         intra_loss=config.intra_loss,
         margin=config.margin,
@@ -347,7 +360,7 @@ def train_reranker(
                     break
                 batch = batch.to(device, non_blocking=True)
                 data_wait += time.perf_counter() - waited
-                with autocast_on_cuda(device) if use_amp else _no_context():
+                with autocast_on_cuda(device) if use_amp else contextlib.nullcontext():
                     scores = model(batch)
                 loss = batch_loss(config, scores.float(), batch, _anchor_batch(anchors, batch))
                 optimizer.zero_grad(set_to_none=True)
@@ -401,14 +414,6 @@ def train_reranker(
         best_validation_ndcg=best_ndcg if has_validation else math.nan,
         stopped_early=stopped_early,
     )
-
-
-class _no_context:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *args: object) -> None:
-        return None
 
 
 def _write_checkpoint(path: Path, state: dict[str, Any]) -> None:

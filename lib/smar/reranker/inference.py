@@ -1,0 +1,147 @@
+"""Scoring logged pages with a registered run (neural reranker, LightGBM or fusion).
+
+`score_logged_pages` is what the replay job calls: every logged impression of the chosen days
+and query splits, scored by the run registered as `run_id` in `gold.reranker_runs`. Each request
+is one page (its own user); features are built exactly as for training (`build_page_store`,
+page_unit="request") at the tables' current versions, which are logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+from pyspark.sql import DataFrame, SparkSession
+
+from smar.lake import Lakehouse
+from smar.rankers.features import MODALITIES
+from smar.reranker.baselines import FUSION_METHODS, LightGBMModel, fusion_scores
+from smar.reranker.features import (
+    DEFAULT_ENCODER_NAME,
+    PageStore,
+    build_page_store,
+    embedding_cache_file,
+    pin_versions,
+)
+from smar.reranker.registry import RunRecord, load_run
+from smar.reranker.training import load_reranker, score_store
+
+log = logging.getLogger(__name__)
+
+#: Columns of `score_logged_pages`' result, in order.
+SCORED_IMPRESSION_SCHEMA = (
+    "ds string, request_id string, query_id string, item_id string, modality string, position int, score double"
+)
+
+
+def day_range(ds_start: str, ds_end: str) -> list[str]:
+    """Every day from `ds_start` to `ds_end`, both included (YYYY-MM-DD)."""
+    first, last = date.fromisoformat(ds_start), date.fromisoformat(ds_end)
+    if last < first:
+        raise ValueError(f"ds_end {ds_end} is before ds_start {ds_start}")
+    return [(first + timedelta(days=offset)).isoformat() for offset in range((last - first).days + 1)]
+
+
+@dataclass
+class RunScorer:
+    """A registered run, loaded and ready to score `PageStore`s built to its input spec."""
+
+    record: RunRecord
+    kind: str  # "neural", "lightgbm" or "fusion"
+    document: dict[str, Any]
+    model: Any
+
+    @property
+    def store_spec(self) -> dict[str, Any]:
+        """Input widths and encoder the run was trained with."""
+        return self.document.get("store", {})
+
+    @property
+    def needs_text(self) -> bool:
+        return self.kind != "fusion"
+
+    def build_store(self, lake: Lakehouse, versions: dict[str, int], *, ds_values: list[str],
+                    query_splits: tuple[str, ...], page_unit: str = "request") -> PageStore:
+        """Pages of `ds_values` with the run's feature spec."""
+        spec = self.store_spec
+        encoder_name = spec.get("encoder_name", DEFAULT_ENCODER_NAME)
+        return build_page_store(
+            lake, versions, ds_values=ds_values, page_unit=page_unit,  # type: ignore[arg-type]
+            query_splits=query_splits, with_text=self.needs_text and encoder_name != "none",
+            encoder_name=encoder_name,
+            embedding_cache=embedding_cache_file(lake.settings.artifacts, encoder_name),
+            visual_dim=spec.get("visual_dim"), user_dim=spec.get("user_dim"),
+        )
+
+    def score(self, store: PageStore) -> NDArray[np.float32]:
+        """[N] scores of every item of `store`."""
+        if self.kind == "neural":
+            return score_store(self.model, store)
+        if self.kind == "lightgbm":
+            return self.model.score(store)
+        return fusion_scores(self.record.method, store, self.document.get("parameters", {}))
+
+
+def load_scorer(lake: Lakehouse, run_id: str) -> RunScorer:
+    """The run `run_id` from `gold.reranker_runs` with its artifact loaded."""
+    record = load_run(lake, run_id)
+    directory = Path(record.artifact_path)
+    config_file = directory / "config.json"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"run {run_id}: artifact config {config_file} is missing")
+    document = json.loads(config_file.read_text())
+    kind = document.get("kind")
+    if kind == "neural":
+        model, _ = load_reranker(directory)
+    elif kind == "lightgbm":
+        model = LightGBMModel.load(directory)
+    elif kind == "fusion":
+        if record.method not in FUSION_METHODS:
+            raise ValueError(f"run {run_id}: fusion artifact for unknown method {record.method!r}")
+        model = None
+    else:
+        raise ValueError(f"run {run_id}: artifact kind {kind!r} is unknown")
+    return RunScorer(record, kind, document, model)
+
+
+def score_logged_pages(
+    spark: SparkSession,
+    lake: Lakehouse,
+    run_id: str,
+    ds_start: str,
+    ds_end: str,
+    *,
+    query_splits: tuple[str, ...] = ("test",),
+) -> DataFrame:
+    """Every logged impression of days ds_start..ds_end whose query is in `query_splits`, scored
+    by registered run `run_id`: columns (ds, request_id, query_id, item_id, modality, position,
+    score), one row per impression (row of `silver.single_modal_scores`), higher = better."""
+    scorer = load_scorer(lake, run_id)
+    days = day_range(ds_start, ds_end)
+    versions = pin_versions(lake)
+    log.info("scoring run %s on %s..%s (splits %s) at versions %s", run_id, ds_start, ds_end,
+             list(query_splits), versions)
+    store = scorer.build_store(lake, versions, ds_values=days, query_splits=tuple(query_splits))
+    scores = scorer.score(store) if store.n_items else np.zeros(0, dtype=np.float32)
+    page_of_item = store.page_of_item
+    frame = pd.DataFrame(
+        {
+            "ds": store.page_ds[page_of_item].astype(str),
+            "request_id": store.request_id[page_of_item].astype(str),
+            "query_id": store.query_id[page_of_item].astype(str),
+            "item_id": store.item_id.astype(str),
+            "modality": np.array(MODALITIES, dtype=object)[store.modality_id].astype(str),
+            "position": store.position.astype(np.int32),
+            "score": scores.astype(np.float64),
+        }
+    )
+    if frame.empty:
+        return spark.createDataFrame([], schema=SCORED_IMPRESSION_SCHEMA)
+    return spark.createDataFrame(frame, schema=SCORED_IMPRESSION_SCHEMA)
