@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from smar.cli_options import EngineOption, VerboseOption, WarehouseOption
 from smar.config import get_settings
 from smar.eval_command import eval_app
 
@@ -25,8 +26,6 @@ app = typer.Typer(
 console = Console(width=None if sys.stdout.isatty() else 160)
 app.add_typer(eval_app, name="eval")
 
-EngineOption = typer.Option(None, "--engine", help="auto | embedded | cluster (default: $SMAR_ENGINE or auto)")
-WarehouseOption = typer.Option(None, "--warehouse", help="warehouse root (default: $SMAR_WAREHOUSE or ./warehouse)")
 
 
 def _configure(warehouse: Optional[Path], engine: Optional[str], verbose: bool = False) -> None:
@@ -110,7 +109,7 @@ def ingest(
     skip_quality: bool = typer.Option(False, "--skip-quality", help="skip the Great Expectations suites"),
     engine: Optional[str] = EngineOption,
     warehouse: Optional[Path] = WarehouseOption,
-    verbose: bool = typer.Option(False, "--verbose", "-v"),
+    verbose: bool = VerboseOption,
 ) -> None:
     """Validate raw input into bronze tables; refused rows go to bronze.rejects with reasons."""
     from smar.engine import spark_session
@@ -148,7 +147,7 @@ def train_single_modal_command(
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
     engine: Optional[str] = EngineOption,
     warehouse: Optional[Path] = WarehouseOption,
-    verbose: bool = typer.Option(False, "--verbose", "-v"),
+    verbose: bool = VerboseOption,
 ) -> None:
     """Train the four single-modal rankers from clicks (step 1) and register them."""
     from smar.lake import Lakehouse
@@ -182,7 +181,7 @@ def score_command(
     device: str = typer.Option("auto"),
     engine: Optional[str] = EngineOption,
     warehouse: Optional[Path] = WarehouseOption,
-    verbose: bool = typer.Option(False, "--verbose", "-v"),
+    verbose: bool = VerboseOption,
 ) -> None:
     """Score every impression of a day with its modality's ranker -> silver.single_modal_scores."""
     from smar.engine import spark_session
@@ -215,7 +214,7 @@ def demo(
     budget: float = typer.Option(0.2, help="fraction of each modality's candidates given a page label"),
     engine: Optional[str] = EngineOption,
     warehouse: Optional[Path] = WarehouseOption,
-    verbose: bool = typer.Option(False, "--verbose", "-v"),
+    verbose: bool = VerboseOption,
 ) -> None:
     """Run the pipeline end to end on the embedded engine and print what it wrote."""
     from smar.engine import spark_session

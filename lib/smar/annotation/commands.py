@@ -17,11 +17,9 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from smar.cli_options import EngineOption, VerboseOption, WarehouseOption
 from smar.annotation.tasks import DEFAULT_EVAL_SPLITS, DEFAULT_PAGE_SPLITS, FULL_STRATEGY
 
-EngineOption = typer.Option(None, "--engine", help="auto | embedded | cluster (default: $SMAR_ENGINE or auto)")
-WarehouseOption = typer.Option(None, "--warehouse", help="warehouse root (default: $SMAR_WAREHOUSE or ./warehouse)")
-VerboseOption = typer.Option(False, "--verbose", "-v")
 SplitsOption = typer.Option(list(DEFAULT_PAGE_SPLITS), "--split", help="query splits to annotate (repeat)")
 EvalSplitsOption = typer.Option(
     list(DEFAULT_EVAL_SPLITS), "--eval-split", help="splits fully labelled for evaluation (repeat)"

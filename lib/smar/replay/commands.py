@@ -10,6 +10,8 @@ from typing import Optional
 
 import typer
 
+from smar.cli_options import EngineOption, VerboseOption, WarehouseOption
+
 
 def register(app: typer.Typer) -> None:
     """Add the `replay` command to `app`."""
@@ -29,9 +31,9 @@ def register(app: typer.Typer) -> None:
         max_exposure_shift: Optional[float] = typer.Option(None, help="exposure share guardrail (default 0.10)"),
         bootstrap_method: Optional[str] = typer.Option(None, help="percentile (default), BCa or basic"),
         n_resamples: Optional[int] = typer.Option(None, help="bootstrap resamples (default 2000)"),
-        engine: Optional[str] = typer.Option(None, "--engine", help="auto | embedded | cluster"),
-        warehouse: Optional[Path] = typer.Option(None, "--warehouse", help="warehouse root"),
-        verbose: bool = typer.Option(False, "--verbose", "-v"),
+        engine: Optional[str] = EngineOption,
+        warehouse: Optional[Path] = WarehouseOption,
+        verbose: bool = VerboseOption,
     ) -> None:
         """Replay held-out logged pages under control and candidate orders; write metrics, decision, report."""
         from rich.table import Table

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+
+from smar.cli_options import EngineOption, VerboseOption, WarehouseOption
 from rich.table import Table
 
 
@@ -48,9 +50,9 @@ def register(app: typer.Typer) -> None:
         annotator: Optional[list[str]] = typer.Option(None, help="only these annotators' labels (repeatable)"),
         resume: bool = typer.Option(False, "--resume", help="continue an interrupted run from its checkpoint"),
         torch_threads: Optional[int] = typer.Option(1, help="torch CPU threads (0: torch's default)"),
-        engine: Optional[str] = typer.Option(None, "--engine", help="auto | embedded | cluster"),
-        warehouse: Optional[Path] = typer.Option(None, "--warehouse", help="warehouse root"),
-        verbose: bool = typer.Option(False, "--verbose", "-v"),
+        engine: Optional[str] = EngineOption,
+        warehouse: Optional[Path] = WarehouseOption,
+        verbose: bool = VerboseOption,
     ) -> None:
         """Train one page reranker (or baseline) and register it in gold.reranker_runs."""
         from smar.cli import _configure, console
@@ -95,9 +97,9 @@ def register(app: typer.Typer) -> None:
         epochs: Optional[int] = typer.Option(None, help="maximum epochs per neural run"),
         sweep_id: Optional[str] = typer.Option(None, help="default: a hash of the sweep's definition"),
         torch_threads: Optional[int] = typer.Option(1, help="torch CPU threads (0: torch's default)"),
-        engine: Optional[str] = typer.Option(None, "--engine", help="auto | embedded | cluster"),
-        warehouse: Optional[Path] = typer.Option(None, "--warehouse", help="warehouse root"),
-        verbose: bool = typer.Option(False, "--verbose", "-v"),
+        engine: Optional[str] = EngineOption,
+        warehouse: Optional[Path] = WarehouseOption,
+        verbose: bool = VerboseOption,
     ) -> None:
         """NDCG@10 vs annotation budget over seeds: gold.budget_sweep, a PNG plot and a summary."""
         from smar.cli import _configure, console
