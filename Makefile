@@ -31,6 +31,9 @@ test-all: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_ingest.py --size large
 	$(BIN)/python benchmarks/bench_scoring.py --size demo
+	$(BIN)/python benchmarks/bench_reranker.py
+	$(BIN)/python benchmarks/lightgbm_sanity.py
+	$(BIN)/python benchmarks/bench_metrics.py --rows 10000000
 
 package: $(STAMP)
 	$(BIN)/python -m pip wheel --quiet --no-deps -w dist ./lib
