@@ -36,7 +36,10 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_metrics.py --rows 10000000
 
 package: $(STAMP)
-	$(BIN)/python -m pip wheel --quiet --no-deps -w dist ./lib
+	bash scripts/package.sh
+
+airflow-demo: $(STAMP)
+	SIZE=$(SIZE) DS=$(DS) bash scripts/airflow_demo.sh
 
 clean:
 	rm -rf warehouse artifacts reports dist .pytest_cache

@@ -15,6 +15,8 @@ readable by each other (DESIGN.md §4).
 from __future__ import annotations
 
 from functools import lru_cache
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -159,9 +161,10 @@ class Contract(BaseModel):
         return self.arrow_schema().empty_table()
 
 
-def contracts_dir() -> Path:
-    """Where the YAML contracts are: inside the wheel, else the repository's `schemas/`."""
-    packaged = Path(__file__).parent / "_contracts"
+def contracts_dir() -> Traversable:
+    """Where the YAML contracts are: inside the installed package (also a zipped wheel on
+    spark-submit --py-files, hence importlib.resources), else the repository's `schemas/`."""
+    packaged = resources.files("smar") / "_contracts"
     if packaged.is_dir():
         return packaged
     repository = Path(__file__).resolve().parents[2] / "schemas"
@@ -191,4 +194,8 @@ def load_contract(table: str) -> Contract:
 def all_tables() -> list[str]:
     """Every table with a contract, as `layer.name`, sorted."""
     root = contracts_dir()
-    return sorted(f"{path.parent.name}.{path.stem}" for path in root.glob("*/*.yaml"))
+    return sorted(
+        f"{layer.name}.{entry.name.removesuffix('.yaml')}"
+        for layer in root.iterdir() if layer.is_dir()
+        for entry in layer.iterdir() if entry.name.endswith(".yaml")
+    )

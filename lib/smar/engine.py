@@ -91,6 +91,10 @@ def start_engine(
     if name == "embedded":
         from pysail.spark import SparkConnectServer
 
+        # spark-submit exports MASTER (e.g. local[*]) to the Python driver; PySpark refuses a classic
+        # master next to a Spark Connect remote, and the in-process engine has no use for it.
+        os.environ.pop("MASTER", None)
+
         server = SparkConnectServer(ip="127.0.0.1", port=0)
         server.start(background=True)
         host, port = server.listening_address
