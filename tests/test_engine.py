@@ -54,3 +54,14 @@ def test_spark_session_stops_the_server_even_when_the_job_fails():
             spark.range(1).count()
             raise RuntimeError("job failed")
     assert [t for t in threading.enumerate() if "sail" in t.name.lower()] == []
+
+
+def test_a_second_engine_does_not_stop_the_first(spark):
+    # Given the session-wide engine, When another engine starts and stops (as a job would),
+    # Then the first session still answers: each engine owns its own session.
+    from smar.engine import start_engine
+
+    other = start_engine("embedded")
+    assert other.spark is not spark
+    other.stop()
+    assert spark.range(2).count() == 2

@@ -99,7 +99,9 @@ def start_engine(
         server.start(background=True)
         host, port = server.listening_address
         builder = SparkSession.builder.remote(f"sc://{host}:{port}").appName(app_name)
-        spark = builder.getOrCreate()
+        # create(), not getOrCreate(): each engine owns its session. getOrCreate would hand back
+        # another engine's active session, and stopping this engine would then stop that one.
+        spark = builder.create()
         for key, value in configs.items():
             try:
                 spark.conf.set(key, value)
