@@ -12,7 +12,8 @@
 #   train_and_replay        DS: train the page reranker -> replay against production -> decision
 #
 # Usage: scripts/airflow_demo.sh   (DS=2026-11-01 SIZE=demo by default; SIZE=tiny for a quick run)
-# Output: ./warehouse (Delta tables), ./artifacts (models), ./reports (GX Data Docs, annotation
+# Output (under ./airflow_home unless SMAR_* say otherwise): warehouse/ (Delta tables), artifacts/
+# (models), reports/ (GX Data Docs, annotation
 # exports, replay report), ./airflow_home (Airflow's SQLite database and task logs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,9 +36,11 @@ export PATH="$VENV/bin:$PATH"
 
 # The jobs: embedded engine, settings from SMAR_* (absolute, so every process agrees).
 export SMAR_ENGINE=embedded
-export SMAR_WAREHOUSE="${SMAR_WAREHOUSE:-$ROOT/warehouse}"
-export SMAR_ARTIFACTS="${SMAR_ARTIFACTS:-$ROOT/artifacts}"
-export SMAR_REPORTS="${SMAR_REPORTS:-$ROOT/reports}"
+# Outputs go under the Airflow home by default, so this demo never mixes its tables with those of
+# `make demo` (possibly of another SIZE) in ./warehouse; set SMAR_* to choose other places.
+export SMAR_WAREHOUSE="${SMAR_WAREHOUSE:-$AIRFLOW_HOME/warehouse}"
+export SMAR_ARTIFACTS="${SMAR_ARTIFACTS:-$AIRFLOW_HOME/artifacts}"
+export SMAR_REPORTS="${SMAR_REPORTS:-$AIRFLOW_HOME/reports}"
 export RUST_LOG="${RUST_LOG:-error}"
 
 day_before() { "$VENV/bin/python" -c "import datetime,sys; print(datetime.date.fromisoformat(sys.argv[1]) - datetime.timedelta(days=int(sys.argv[2])))" "$1" "$2"; }
