@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow.compute as pc
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
@@ -485,10 +484,3 @@ def score_single_modal(
         unique_query_texts=query_texts.count(),
         unique_item_texts=item_texts.count(),
     )
-
-
-def scores_null_count(lake: Lakehouse, ds: str) -> int:
-    """Rows of a day whose score is null or NaN: must be 0 (nothing silently scored 0)."""
-    table = lake.read_arrow("silver.single_modal_scores", filters=[("ds", "=", ds)])
-    score = table.column("score")
-    return int(pc.sum(pc.or_(pc.is_null(score), pc.is_nan(score))).as_py() or 0)

@@ -114,9 +114,11 @@ def pairwise_hinge_loss(
 def _ndcg_at_k(
     scores: ArrayLike, grades: ArrayLike, group_ids: ArrayLike, *, k: int
 ) -> float:
-    """Mean NDCG@k over groups. Gain = grade (linear), discount 1 / log2(rank + 1); ties in score
-    keep input order (stable sort); groups whose ideal DCG is 0 are left out of the mean; NaN if
-    no group is left. The project's metrics module is the reference; this is for training logs."""
+    """Mean NDCG@k over groups, computed by the project's metrics module (`smar.metrics.ndcg_at`):
+    gain = grade (linear), discount 1 / log2(rank + 1); ties in score keep input order; groups
+    whose ideal DCG is 0 are left out of the mean; NaN if no group is left."""
+    from smar.metrics import ndcg_at
+
     score_values = np.asarray(scores, dtype=np.float64)
     grade_values = np.asarray(grades, dtype=np.float64)
     groups = np.asarray(group_ids)
@@ -124,20 +126,15 @@ def _ndcg_at_k(
         raise ValueError("scores, grades and group_ids must have the same length")
     if len(score_values) == 0:
         return math.nan
-    gains = np.maximum(grade_values, 0.0)
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
     _, group_codes = np.unique(groups, return_inverse=True)
     order = np.argsort(group_codes, kind="stable")
     boundaries = np.flatnonzero(np.diff(group_codes[order])) + 1
-    per_group: list[float] = []
-    for members in np.split(order, boundaries):
-        ideal = np.sort(gains[members])[::-1][:k]
-        ideal_dcg = float(ideal @ discounts[: len(ideal)])
-        if ideal_dcg == 0.0:
-            continue
-        ranked = members[np.argsort(-score_values[members], kind="stable")][:k]
-        per_group.append(float(gains[ranked] @ discounts[: len(ranked)]) / ideal_dcg)
-    return float(np.mean(per_group)) if per_group else math.nan
+    per_group = [
+        ndcg_at(grade_values[members], score_values[members], k=k, gain="linear", ties="input_order", empty=None)
+        for members in np.split(order, boundaries)
+    ]
+    kept = [value for value in per_group if not math.isnan(value)]
+    return float(np.mean(kept)) if kept else math.nan
 
 
 def ndcg_at_10_within_groups(scores: ArrayLike, grades: ArrayLike, group_ids: ArrayLike) -> float:
