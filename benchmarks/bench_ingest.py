@@ -7,8 +7,8 @@ Fixed seed and size. Prints one result line and appends it to benchmarks/results
 
 from __future__ import annotations
 
+from _results import record_result  # benchmarks/ is on sys.path when run as a script
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -78,11 +78,7 @@ def main() -> None:
             "rejected": sum(r.rejected for r in results),
             "machine": f"{platform.machine()} {os.cpu_count()} cores",
         }
-        print("RESULT " + json.dumps(line))
-        results_file = Path(__file__).parent / "results" / "ingest.jsonl"
-        results_file.parent.mkdir(exist_ok=True)
-        with results_file.open("a") as handle:
-            handle.write(json.dumps(line) + "\n")
+        record_result(line, "ingest")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -20,8 +20,8 @@ benchmarks/results/metrics.jsonl.
 
 from __future__ import annotations
 
+from _results import record_result  # benchmarks/ is on sys.path when run as a script
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -175,13 +175,7 @@ def main() -> None:
         ),
         "machine": f"{platform.machine()} {os.cpu_count()} cores",
     }
-    print("RESULT " + json.dumps(line))
-    if args.no_append:
-        return
-    results_file = Path(__file__).parent / "results" / "metrics.jsonl"
-    results_file.parent.mkdir(exist_ok=True)
-    with results_file.open("a") as handle:
-        handle.write(json.dumps(line) + "\n")
+    record_result(line, "metrics", append=not args.no_append)
 
 
 if __name__ == "__main__":

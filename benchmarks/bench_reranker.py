@@ -15,11 +15,10 @@ Prints one RESULT line and appends it to benchmarks/results/reranker.jsonl.
 
 from __future__ import annotations
 
+from _results import record_result  # benchmarks/ is on sys.path when run as a script
 import argparse
-import json
 import os
 import platform
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -101,11 +100,7 @@ def main() -> None:
         for name, value in measure(store, workers=workers, epochs=args.epochs, device=str(device)).items():
             line[f"workers{workers}_{name}"] = value
     line["machine"] = f"{platform.machine()} {os.cpu_count()} cores"
-    print("RESULT " + json.dumps(line))
-    results_file = Path(__file__).parent / "results" / "reranker.jsonl"
-    results_file.parent.mkdir(exist_ok=True)
-    with results_file.open("a") as handle:
-        handle.write(json.dumps(line) + "\n")
+    record_result(line, "reranker")
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ pandas frame. Prints one RESULT line and appends it to benchmarks/results/scorin
 
 from __future__ import annotations
 
+from _results import record_result  # benchmarks/ is on sys.path when run as a script
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -102,11 +102,7 @@ def main() -> None:
             "torch_threads": torch.get_num_threads(),
             "machine": f"{platform.machine()} {os.cpu_count()} cores",
         }
-        print("RESULT " + json.dumps(line))
-        results = Path(__file__).parent / "results" / "scoring.jsonl"
-        results.parent.mkdir(exist_ok=True)
-        with results.open("a") as handle:
-            handle.write(json.dumps(line) + "\n")
+        record_result(line, "scoring")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -16,8 +16,8 @@ Prints one RESULT line and appends it to benchmarks/results/reranker.jsonl.
 
 from __future__ import annotations
 
+from _results import record_result  # benchmarks/ is on sys.path when run as a script
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -130,11 +130,7 @@ def main() -> None:
         "reranker_best_epoch": result.best_epoch,
         "seed": SEED,
     }
-    print("RESULT " + json.dumps(line))
-    results_file = Path(__file__).parent / "results" / "reranker.jsonl"
-    results_file.parent.mkdir(exist_ok=True)
-    with results_file.open("a") as handle:
-        handle.write(json.dumps(line) + "\n")
+    record_result(line, "reranker")
 
 
 if __name__ == "__main__":
