@@ -44,20 +44,13 @@ def bare_loop(lake: Lakehouse, model_dir: str, *, gpu_batch_size: int, device: s
     started = time.perf_counter()
     rows_before = rows_encoded_count()
     queries = encode_unique(frame["query_text"].tolist(), device=device)
-    text_rows = frame["modality"].isin(["web", "answer"])
-    texts = encode_unique(item_texts(frame[text_rows]), device=device)
+    frame["item_text"] = item_texts(frame)
+    texts = encode_unique(frame["item_text"].tolist(), device=device)
     frame["query_embedding"] = list(queries.embeddings[queries.index])
-    frame["item_text_embedding"] = None
-    frame.loc[text_rows, "item_text_embedding"] = pd_series(texts.embeddings[texts.index], frame.index[text_rows])
+    frame["item_text_embedding"] = list(texts.embeddings[texts.index])
     frame["production_score_percentile"] = production_percentile(frame)[:, 0]
     score_batch(frame, model_dir, gpu_batch_size=gpu_batch_size, device=device)
     return len(frame), time.perf_counter() - started, rows_encoded_count() - rows_before
-
-
-def pd_series(matrix, index):
-    import pandas as pd
-
-    return pd.Series(list(matrix), index=index)
 
 
 def main() -> None:

@@ -37,7 +37,8 @@ with DAG(
         "training_days": Param(7, type="integer", minimum=1, maximum=92, description="days of logs trained on"),
         "last_day": Param(None, type=["null", "string"], format="date",
                           description="last training day (default: the last full day of the data interval)"),
-        "epochs": Param(8, type="integer", minimum=1, description="training epochs per ranker"),
+        "epochs": Param(20, type="integer", minimum=1,
+                        description="maximum training epochs per ranker (the best validation epoch is kept)"),
     },
 ) as dag:
 

@@ -20,7 +20,7 @@ from smar.single_modal import train_single_modal
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ds", action="append", required=True, help="training day; repeat for several")
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, help="maximum epochs per ranker (default: smar.single_modal.DEFAULT_EPOCHS)")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--engine", choices=["auto", "embedded", "cluster"], help="unused: this step reads with delta-rs")

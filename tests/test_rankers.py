@@ -36,6 +36,7 @@ from smar.rankers.features import (
     engagement_features,
     item_texts,
     join_impressions_with_items,
+    query_term_coverage,
     visual_embedding_matrix,
 )
 from smar.rankers.models import RankerConfig, build_ranker, default_config
@@ -259,8 +260,22 @@ def test_feature_building_encodes_each_unique_text_once(synthetic):
 def test_visual_features_read_the_dimension_from_the_data(synthetic):
     rows = synthetic[synthetic["modality"] == "video"].reset_index(drop=True)
     features = build_feature_arrays(rows, "video", encode=FakeTextEncoder())
-    assert set(features) == {"query_embedding", "visual_embedding", "engagement"}
+    # The caption (title and body) is encoded for visual items too.
+    assert set(features) == {"query_embedding", "item_text_embedding", "visual_embedding", "engagement"}
     assert features["visual_embedding"].shape == (len(rows), VISUAL_DIM)
+    assert features["item_text_embedding"].shape[0] == len(rows)
+
+
+def test_query_term_coverage_counts_distinct_query_terms_found_in_the_item_text():
+    coverage = query_term_coverage(
+        ["photos of Hiking trail", "trail trail", "", None, "what is x"],
+        ["Trail photo\nA look at hiking, boots", "no match", "anything", "x", None],
+    )
+    # "photos of hiking trail": hiking and trail of 4 terms; case and punctuation ignored.
+    np.testing.assert_allclose(coverage[:, 0], [2 / 4, 0.0, 0.0, 0.0, 0.0])
+    assert coverage.shape == (5, 1) and coverage.dtype == np.float32
+    with pytest.raises(ValueError, match="2 query texts but 1 item texts"):
+        query_term_coverage(["a", "b"], ["a"])
 
 
 def test_engagement_features_hand_computed():
@@ -378,6 +393,19 @@ def test_build_ranker_checks_modality_and_kind():
         default_config("video")
     with pytest.raises(ValueError, match="modality must be one of"):
         default_config("podcast")
+    with pytest.raises(ValueError, match="query_dim 384 != caption_dim 16"):
+        default_config("image", visual_dim=32, caption_dim=16)
+
+
+def test_visual_rankers_read_the_caption():
+    # Two rows that differ only in the caption embedding get different scores.
+    torch.manual_seed(0)
+    model = build_ranker("image", default_config("image", visual_dim=12)).eval()
+    features = _random_features("visual", rows=2)
+    for key in ("query_embedding", "visual_embedding", "engagement"):
+        features[key][1] = features[key][0]
+    scores = score_frame(model, features, device="cpu")
+    assert scores[0] != scores[1]
 
 
 def test_config_json_round_trip():
@@ -388,9 +416,10 @@ def test_config_json_round_trip():
 def _random_features(kind: str, rows: int, seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     features = {"query_embedding": rng.normal(size=(rows, 384)).astype(np.float32),
+                "item_text_embedding": rng.normal(size=(rows, 384)).astype(np.float32),
                 "engagement": rng.random(size=(rows, 7)).astype(np.float32)}
-    item_key, width = ("item_text_embedding", 384) if kind == "text" else ("visual_embedding", 12)
-    features[item_key] = rng.normal(size=(rows, width)).astype(np.float32)
+    if kind == "visual":
+        features["visual_embedding"] = rng.normal(size=(rows, 12)).astype(np.float32)
     return features
 
 
@@ -407,8 +436,13 @@ def test_score_frame_does_not_depend_on_its_batch_size(modality):
 
 def test_score_frame_names_missing_features():
     model = build_ranker("web")
+    features = _random_features("text", rows=3)
+    del features["item_text_embedding"]
     with pytest.raises(KeyError, match="item_text_embedding"):
-        score_frame(model, _random_features("visual", rows=3), device="cpu")
+        score_frame(model, features, device="cpu")
+    visual_model = build_ranker("image", default_config("image", visual_dim=12))
+    with pytest.raises(KeyError, match="visual_embedding"):
+        score_frame(visual_model, _random_features("text", rows=3), device="cpu")
 
 
 # --------------------------------------------------------------------------- artifacts

@@ -18,6 +18,7 @@ from smar.rankers.encoder import encode_unique, rows_encoded_count
 from smar.rankers.features import item_texts
 from smar.single_modal import (
     MODALITIES,
+    evaluate_against_baselines,
     production_percentile,
     score_batch,
     score_single_modal,
@@ -66,7 +67,8 @@ def test_scoring_matches_a_direct_call_and_encodes_each_text_once(spark, trained
     items = lake.read_arrow("bronze.items").to_pandas().drop(columns=["ds", "modality", "source"])
     frame = logs.merge(items, on="item_id", how="left")
     queries = encode_unique(frame["query_text"].tolist())
-    texts = encode_unique(item_texts(frame))
+    frame["item_text"] = item_texts(frame)
+    texts = encode_unique(frame["item_text"].tolist())
     frame["query_embedding"] = list(queries.embeddings[queries.index])
     frame["item_text_embedding"] = list(texts.embeddings[texts.index])
     frame["production_score_percentile"] = production_percentile(frame)[:, 0]
@@ -151,3 +153,30 @@ def test_missing_or_corrupt_artifacts_fail_before_any_write(spark, trained, tmp_
         score_single_modal(spark, lake, ds=DS, model_version="sm-broken")
     if version_before is not None:
         assert lake.version("silver.single_modal_scores") == version_before
+
+
+def test_evaluation_counts_a_win_only_when_the_interval_is_above_zero():
+    # Given 40 two-item lists where the ranker orders every list right and production wrong
+    lists = 40
+    frame = pd.DataFrame({
+        "query_id": np.repeat([f"q{i}" for i in range(lists)], 2),
+        "item_id": np.tile(["a", "b"], lists),
+        "modality": "answer",
+        "grade": np.tile([3.0, 1.0], lists),
+    })
+    frame["ranker"] = frame["grade"]
+    frame["production"] = -frame["grade"]
+    frame["popularity"] = frame["grade"]  # as good as the ranker
+    evaluation = evaluate_against_baselines(frame, "answer", "truth.relevance", seed=0)
+    # Then the win over production is certain, the tie with popularity is not a win
+    assert evaluation.queries == lists
+    assert evaluation.ranker_ndcg_at_10 == pytest.approx(1.0)
+    assert evaluation.versus_production_ci[0] > 0 and evaluation.beats("production")
+    assert evaluation.versus_popularity_ci == (0.0, 0.0) and not evaluation.beats("popularity")
+
+    # And one list in 40 going the ranker's way is not enough to call it a win
+    frame["production"] = frame["grade"]
+    frame.loc[frame["query_id"] == "q0", "production"] = -frame["grade"]
+    close = evaluate_against_baselines(frame, "answer", "truth.relevance", seed=0)
+    assert close.ranker_ndcg_at_10 > close.production_ndcg_at_10
+    assert close.versus_production_ci[0] <= 0 and not close.beats("production")

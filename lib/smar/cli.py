@@ -142,7 +142,7 @@ def ingest(
 @app.command("train-single-modal")
 def train_single_modal_command(
     ds: list[str] = typer.Option(..., "--ds", help="training day(s); repeat for several"),
-    epochs: int = typer.Option(8),
+    epochs: Optional[int] = typer.Option(None, help="maximum epochs per ranker, the best validation epoch is kept [default: 20]"),
     seed: Optional[int] = typer.Option(None),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
     engine: Optional[str] = EngineOption,
@@ -161,15 +161,23 @@ def train_single_modal_command(
     _print_ranker_evaluations(summary)
 
 
+def _difference(delta: float, interval: tuple[float, float]) -> str:
+    return f"{delta:+.4f} [{interval[0]:+.4f}, {interval[1]:+.4f}]"
+
+
 def _print_ranker_evaluations(summary) -> None:
     table = Table(title=f"single-modal rankers {summary.model_version}: NDCG@10 within modality, held-out test queries")
-    for column in ("modality", "queries", "ranker", "production order", "popularity", "labels"):
+    for column in ("modality", "queries", "ranker", "production order", "popularity",
+                   "ranker − production [95% CI]", "ranker − popularity [95% CI]", "labels"):
         table.add_column(column)
     for evaluation in summary.evaluations:
         table.add_row(evaluation.modality, str(evaluation.queries), f"{evaluation.ranker_ndcg_at_10:.4f}",
                       f"{evaluation.production_ndcg_at_10:.4f}", f"{evaluation.popularity_ndcg_at_10:.4f}",
+                      _difference(evaluation.ranker_ndcg_at_10 - evaluation.production_ndcg_at_10, evaluation.versus_production_ci),
+                      _difference(evaluation.ranker_ndcg_at_10 - evaluation.popularity_ndcg_at_10, evaluation.versus_popularity_ci),
                       evaluation.label_source)
     console.print(table)
+    console.print("A difference counts as a win only when its whole interval is above 0.")
     console.print(f"artifacts: {summary.artifact_dir}")
 
 

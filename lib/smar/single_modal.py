@@ -41,11 +41,16 @@ SCORE_JOB = "score_single_modal"
 CURRENT_POINTER = "CURRENT"
 # Inside the single_modal_train split, buckets 32..39 validate (early stopping); 0..31 train.
 RANKER_VALIDATION_BUCKETS = range(32, 40)
+# Maximum epochs; the epoch with the best validation NDCG is kept. The small modalities (answers:
+# about a thousand pairs over three demo days) make only a few optimiser steps per epoch, and 8
+# epochs left them undertrained.
+DEFAULT_EPOCHS = 20
 
 
 @dataclass(frozen=True)
 class RankerEvaluation:
-    """NDCG@10 within modality on held-out queries, for the ranker and the two baselines."""
+    """NDCG@10 within modality on held-out queries, for the ranker and the two baselines, with
+    95% paired-bootstrap intervals (queries resampled) of ranker minus each baseline."""
 
     modality: str
     queries: int
@@ -53,6 +58,14 @@ class RankerEvaluation:
     production_ndcg_at_10: float
     popularity_ndcg_at_10: float
     label_source: str
+    versus_production_ci: tuple[float, float] = (math.nan, math.nan)
+    versus_popularity_ci: tuple[float, float] = (math.nan, math.nan)
+
+    def beats(self, baseline: str) -> bool:
+        """True when the interval of ranker minus `baseline` ("production" or "popularity")
+        lies above 0: a win the test queries can tell apart from noise."""
+        low = (self.versus_production_ci if baseline == "production" else self.versus_popularity_ci)[0]
+        return not math.isnan(low) and low > 0.0
 
 
 @dataclass(frozen=True)
@@ -125,29 +138,73 @@ def production_percentile_column() -> Column:
     return F.when(known & (size > 1), (rank_among_known - 1) / (size - 1)).otherwise(F.lit(0.5))
 
 
-def with_production_feature(features: dict[str, np.ndarray], percentile: np.ndarray) -> dict[str, np.ndarray]:
-    """Append the production percentile as the last engagement column."""
+#: What the jobs append to the rankers' `engagement` array, in this order. Both depend on the
+#: (query, item) pair or the list, not on the item alone.
+EXTRA_STATISTICS = ("production_score_percentile", "query_term_coverage")
+
+
+def with_extra_statistics(
+    features: dict[str, np.ndarray], percentile: np.ndarray, coverage: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Append the production percentile and the query term coverage (each [N, 1]) as the last
+    engagement columns (`EXTRA_STATISTICS`)."""
     from smar.rankers.features import ENGAGEMENT
 
     extended = dict(features)
-    extended[ENGAGEMENT] = np.concatenate([features[ENGAGEMENT], percentile], axis=1).astype(np.float32)
+    extended[ENGAGEMENT] = np.concatenate([features[ENGAGEMENT], percentile, coverage], axis=1).astype(np.float32)
     return extended
+
+
+def ranker_features(rows: pd.DataFrame, modality: str, *, encoder_batch_size: int) -> dict[str, np.ndarray]:
+    """The full feature dict of one modality's impressions joined with their items (training
+    and evaluation; scoring assembles the same arrays from Spark columns in `score_batch`)."""
+    from smar.rankers.features import build_feature_arrays, item_texts, query_term_coverage
+
+    return with_extra_statistics(
+        build_feature_arrays(rows, modality, batch_size=encoder_batch_size),
+        production_percentile(rows),
+        query_term_coverage(rows["query_text"].tolist(), item_texts(rows)),
+    )
 
 
 # -- training ------------------------------------------------------------------------------------
 
 
-def _within_modality_ndcg(frame: pd.DataFrame, score_column: str, grade_column: str) -> tuple[float, int]:
-    """Mean NDCG@10 over (query, modality) lists of distinct (query, item) rows."""
+def _per_query_ndcg(frame: pd.DataFrame, score_column: str, grade_column: str) -> pd.Series:
+    """NDCG@10 of each (query, modality) list of distinct (query, item) rows; lists without a
+    relevant item (ideal DCG 0) are left out."""
     from smar.metrics import ndcg_at
 
-    values = []
-    for _, group in frame.groupby(["query_id", "modality"], sort=True):
+    values = {}
+    for key, group in frame.groupby(["query_id", "modality"], sort=True):
         value = ndcg_at(group[grade_column].to_numpy(), group[score_column].to_numpy(), k=10,
                         doc_ids=group["item_id"].to_numpy(), empty=None)
         if not math.isnan(value):
-            values.append(value)
-    return (float(np.mean(values)) if values else float("nan")), len(values)
+            values[key] = value
+    return pd.Series(values, dtype=float)
+
+
+def evaluate_against_baselines(frame: pd.DataFrame, modality: str, label_source: str, *, seed: int) -> RankerEvaluation:
+    """NDCG@10 of the `ranker`, `production` and `popularity` columns of `frame` against its
+    `grade` column, with paired-bootstrap intervals of ranker minus each baseline."""
+    from smar.replay.bootstrap import BootstrapConfig, paired_delta
+
+    ranker = _per_query_ndcg(frame, "ranker", "grade")
+    production = _per_query_ndcg(frame, "production", "grade")
+    popularity = _per_query_ndcg(frame, "popularity", "grade")
+    config = BootstrapConfig(seed=seed)
+    versus_production = paired_delta(production.to_numpy(), ranker.to_numpy(), config=config)
+    versus_popularity = paired_delta(popularity.to_numpy(), ranker.to_numpy(), config=config)
+    return RankerEvaluation(
+        modality=modality,
+        queries=len(ranker),
+        ranker_ndcg_at_10=float(ranker.mean()) if len(ranker) else math.nan,
+        production_ndcg_at_10=float(production.mean()) if len(production) else math.nan,
+        popularity_ndcg_at_10=float(popularity.mean()) if len(popularity) else math.nan,
+        label_source=label_source,
+        versus_production_ci=(versus_production.ci_low, versus_production.ci_high),
+        versus_popularity_ci=(versus_popularity.ci_low, versus_popularity.ci_high),
+    )
 
 
 def train_single_modal(
@@ -155,7 +212,7 @@ def train_single_modal(
     *,
     ds_list: list[str],
     seed: int = 0,
-    epochs: int = 8,
+    epochs: int | None = None,
     batch_size: int = 256,
     device: str = "auto",
     encoder_batch_size: int = 64,
@@ -169,8 +226,9 @@ def train_single_modal(
     """
     import torch
 
+    epochs = DEFAULT_EPOCHS if epochs is None else epochs
     from smar.rankers.artifacts import RankerMetadata, save_ranker
-    from smar.rankers.features import build_feature_arrays, join_impressions_with_items
+    from smar.rankers.features import join_impressions_with_items
     from smar.rankers.models import default_config
     from smar.rankers.training import ValidationData, preference_labels, score_frame, train_ranker
 
@@ -200,7 +258,8 @@ def train_single_modal(
     logs["split"] = logs["query_id"].map(query_split)
     logs["bucket"] = logs["query_id"].map(query_bucket)
     joined = join_impressions_with_items(logs, items.drop_duplicates(["ds", "item_id"]))
-    identity = json.dumps({"ds": sorted(ds_list), "versions": versions, "seed": seed, "epochs": epochs}, sort_keys=True)
+    identity = json.dumps({"ds": sorted(ds_list), "versions": versions, "seed": seed, "epochs": epochs,
+                           "extra_statistics": EXTRA_STATISTICS}, sort_keys=True)
     model_version = "sm-" + hashlib.sha256(identity.encode()).hexdigest()[:12]
     artifact_dir = single_modal_dir(lake) / model_version
     torch.manual_seed(seed)
@@ -215,17 +274,13 @@ def train_single_modal(
         ].reset_index(drop=True)
         valid_rows = rows[(rows.split == "single_modal_train") & rows.bucket.isin(RANKER_VALIDATION_BUCKETS)]
         test_rows = _first_request_per_query(rows[rows.split == "test"])
-        train_features = with_production_feature(
-            build_feature_arrays(train_rows, modality, batch_size=encoder_batch_size), production_percentile(train_rows)
-        )
+        train_features = ranker_features(train_rows, modality, encoder_batch_size=encoder_batch_size)
         validation = None
         if not valid_rows.empty:
             valid_unique = _first_request_per_query(valid_rows)
             grades = _grades(valid_unique, truth)
             validation = ValidationData(
-                features=with_production_feature(
-                    build_feature_arrays(valid_unique, modality, batch_size=encoder_batch_size), production_percentile(valid_unique)
-                ),
+                features=ranker_features(valid_unique, modality, encoder_batch_size=encoder_batch_size),
                 grades=grades,
                 group_ids=valid_unique["query_id"].to_numpy(),
             )
@@ -247,20 +302,12 @@ def train_single_modal(
         )
         evaluation_frame = test_rows.copy()
         evaluation_frame["grade"] = _grades(test_rows, truth)
-        test_features = with_production_feature(
-            build_feature_arrays(test_rows, modality, batch_size=encoder_batch_size), production_percentile(test_rows)
-        )
+        test_features = ranker_features(test_rows, modality, encoder_batch_size=encoder_batch_size)
         evaluation_frame["ranker"] = score_frame(model, test_features, device=device)
         evaluation_frame["production"] = evaluation_frame["production_score"].fillna(-np.inf)
         evaluation_frame["popularity"] = evaluation_frame["click_count"].fillna(0).astype(float)
-        ranker_ndcg, queries = _within_modality_ndcg(evaluation_frame, "ranker", "grade")
-        evaluation = RankerEvaluation(
-            modality=modality,
-            queries=queries,
-            ranker_ndcg_at_10=ranker_ndcg,
-            production_ndcg_at_10=_within_modality_ndcg(evaluation_frame, "production", "grade")[0],
-            popularity_ndcg_at_10=_within_modality_ndcg(evaluation_frame, "popularity", "grade")[0],
-            label_source="truth.relevance" if truth is not None else "clicks",
+        evaluation = evaluate_against_baselines(
+            evaluation_frame, modality, "truth.relevance" if truth is not None else "clicks", seed=seed
         )
         evaluations.append(evaluation)
         metadata = RankerMetadata(
@@ -272,6 +319,8 @@ def train_single_modal(
                 "test_ndcg_at_10": evaluation.ranker_ndcg_at_10,
                 "test_production_ndcg_at_10": evaluation.production_ndcg_at_10,
                 "test_popularity_ndcg_at_10": evaluation.popularity_ndcg_at_10,
+                "test_minus_production_ci95": list(evaluation.versus_production_ci),
+                "test_minus_popularity_ci95": list(evaluation.versus_popularity_ci),
                 "test_queries": evaluation.queries,
             },
             query_split={
@@ -328,8 +377,9 @@ def score_batch(
 ) -> np.ndarray:
     """Scores of one batch of impressions (any modalities) with the cached rankers.
 
-    `frame` columns: modality, query_embedding, item_text_embedding, visual_embedding, the
-    item count columns and `production_score_percentile`. Used by the scoring UDF and, directly, by tests and benchmarks.
+    `frame` columns: modality, query_text, item_text, query_embedding, item_text_embedding,
+    visual_embedding, the item count columns and `production_score_percentile`. Used by the
+    scoring UDF and, directly, by tests and benchmarks.
     """
     from smar.rankers.artifacts import load_ranker_cached
     from smar.rankers.device import select_device
@@ -340,6 +390,7 @@ def score_batch(
         VISUAL_EMBEDDING,
         engagement_features,
         modality_kind,
+        query_term_coverage,
     )
     from smar.rankers.training import score_frame
 
@@ -350,12 +401,15 @@ def score_batch(
         ranker = load_ranker_cached(Path(model_dir) / modality, modality, device=resolved)
         features = {
             QUERY_EMBEDDING: np.stack(part["query_embedding"].to_numpy()).astype(np.float32),
+            ITEM_TEXT_EMBEDDING: np.stack(part["item_text_embedding"].to_numpy()).astype(np.float32),
             ENGAGEMENT: engagement_features(part),
         }
-        features = with_production_feature(features, part[PRODUCTION_PERCENTILE].to_numpy(np.float32).reshape(-1, 1))
-        if modality_kind(modality) == "text":
-            features[ITEM_TEXT_EMBEDDING] = np.stack(part["item_text_embedding"].to_numpy()).astype(np.float32)
-        else:
+        features = with_extra_statistics(
+            features,
+            part[PRODUCTION_PERCENTILE].to_numpy(np.float32).reshape(-1, 1),
+            query_term_coverage(part["query_text"].tolist(), part["item_text"].tolist()),
+        )
+        if modality_kind(modality) == "visual":
             features[VISUAL_EMBEDDING] = np.stack(part["visual_embedding"].to_numpy()).astype(np.float32)
         scores[positions] = score_frame(ranker.model, features, batch_size=gpu_batch_size, device=resolved)
     return scores
@@ -364,7 +418,7 @@ def score_batch(
 def _score_udf(model_dir: str, gpu_batch_size: int, device: str):
     """Iterator pandas UDF over impression batches; models load once per worker (cached)."""
 
-    columns = ["modality", "query_embedding", "item_text_embedding", "visual_embedding",
+    columns = ["modality", "query_text", "item_text", "query_embedding", "item_text_embedding", "visual_embedding",
                "impression_count", "click_count", "like_count", "share_count", PRODUCTION_PERCENTILE]
 
     @F.pandas_udf("double")
@@ -449,7 +503,9 @@ def score_single_modal(
     encode = _encode_udf(encoder_batch_size, device)
     query_texts = scorable.select("query_text").distinct()
     query_embeddings = query_texts.select("query_text", encode(F.col("query_text")).alias("query_embedding"))
-    item_texts = scorable.where(F.col("modality").isin("web", "answer")).select("item_text").distinct()
+    # Every modality's item text: web pages and answers are ranked on it, images and videos on
+    # their caption next to the visual embedding.
+    item_texts = scorable.select("item_text").distinct()
     item_embeddings = item_texts.select("item_text", encode(F.col("item_text")).alias("item_text_embedding"))
 
     features = scorable.join(query_embeddings, on="query_text", how="left").join(item_embeddings, on="item_text", how="left")

@@ -32,6 +32,7 @@ from smar.rankers.features import (
     engagement_features,
     item_texts,
     join_impressions_with_items,
+    query_term_coverage,
     modality_kind,
     visual_embedding_matrix,
 )
@@ -84,6 +85,7 @@ __all__ = [
     "ndcg_at_10_within_groups",
     "pairwise_hinge_loss",
     "preference_labels",
+    "query_term_coverage",
     "rows_encoded_count",
     "save_ranker",
     "score_frame",

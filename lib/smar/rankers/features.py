@@ -3,14 +3,17 @@
 Every ranker takes a dict of float32 arrays, one row per impression, under these keys:
 
 * `query_embedding` [N, 384]: MiniLM embedding of `query_text` (all modalities).
-* `item_text_embedding` [N, 384]: MiniLM embedding of the item's title and body (web, answer).
+* `item_text_embedding` [N, 384]: MiniLM embedding of the item's title and body (all
+  modalities: for images and videos this is their caption, the text the page shows with them).
 * `visual_embedding` [N, D]: the item's `visual_embedding`, D read from the data (image, video).
 * `engagement` [N, 7]: the item's engagement statistics, in `ENGAGEMENT_FEATURE_NAMES` order.
+  The jobs append list-level statistics after these columns (`smar.single_modal`).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Sequence
 from typing import Literal
 
@@ -40,7 +43,7 @@ MODALITIES: tuple[str, ...] = tuple(MODALITY_KIND)
 #: The feature arrays each kind of ranker reads.
 FEATURE_KEYS: dict[str, tuple[str, ...]] = {
     "text": (QUERY_EMBEDDING, ITEM_TEXT_EMBEDDING, ENGAGEMENT),
-    "visual": (QUERY_EMBEDDING, VISUAL_EMBEDDING, ENGAGEMENT),
+    "visual": (QUERY_EMBEDDING, ITEM_TEXT_EMBEDDING, VISUAL_EMBEDDING, ENGAGEMENT),
 }
 
 COUNT_COLUMNS: tuple[str, ...] = ("impression_count", "click_count", "like_count", "share_count")
@@ -151,6 +154,35 @@ def visual_embedding_matrix(
     return matrix
 
 
+_TOKEN_SEPARATOR = re.compile(r"[^0-9a-z]+")
+
+
+def _terms(text: object) -> set[str]:
+    """Distinct lower-case alphanumeric terms of `text` (None and NaN have none)."""
+    return {term for term in _TOKEN_SEPARATOR.split(normalize_text(text).lower()) if term}
+
+
+def query_term_coverage(
+    query_texts: Sequence[object], item_text_values: Sequence[object]
+) -> NDArray[np.float32]:
+    """[N, 1] share of each query's distinct terms that occur in its item's text.
+
+    The "covered query term ratio" of the LETOR feature sets: an exact lexical match signal. A
+    frozen sentence encoder blurs it (a caption that misses one of three query words still
+    embeds close to the query), while relevance often hinges on exactly that word. A query
+    with no terms has coverage 0."""
+    if len(query_texts) != len(item_text_values):
+        raise ValueError(
+            f"{len(query_texts)} query texts but {len(item_text_values)} item texts"
+        )
+    coverage = np.zeros((len(query_texts), 1), dtype=np.float32)
+    for row, (query, item) in enumerate(zip(query_texts, item_text_values, strict=True)):
+        query_terms = _terms(query)
+        if query_terms:
+            coverage[row, 0] = len(query_terms & _terms(item)) / len(query_terms)
+    return coverage
+
+
 def join_impressions_with_items(search_logs: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
     """Impressions (left, order kept) with their item's title, body, visual embedding and
     counters. Joins on (ds, item_id) when both frames carry `ds`, else on item_id. Raises when an
@@ -210,14 +242,13 @@ def build_feature_arrays(
             return encode_unique(texts, batch_size=batch_size, device=device)
 
     queries = encode(impressions_with_items["query_text"].tolist())
+    item_text_encoding = encode(item_texts(impressions_with_items))
     features = {
         QUERY_EMBEDDING: queries.embeddings[queries.index],
+        ITEM_TEXT_EMBEDDING: item_text_encoding.embeddings[item_text_encoding.index],
         ENGAGEMENT: engagement_features(impressions_with_items),
     }
-    if kind == "text":
-        item_text_encoding = encode(item_texts(impressions_with_items))
-        features[ITEM_TEXT_EMBEDDING] = item_text_encoding.embeddings[item_text_encoding.index]
-    else:
+    if kind == "visual":
         features[VISUAL_EMBEDDING] = visual_embedding_matrix(impressions_with_items)
     return {name: np.ascontiguousarray(array, dtype=np.float32) for name, array in features.items()}
 

@@ -33,6 +33,7 @@ class RankerConfig:
     kind: Literal["text", "visual"]
     query_dim: int = TEXT_EMBEDDING_DIM
     item_dim: int = TEXT_EMBEDDING_DIM  # text: MiniLM width; visual: visual embedding width
+    caption_dim: int = TEXT_EMBEDDING_DIM  # visual only: MiniLM width of the item's caption
     engagement_dim: int = ENGAGEMENT_DIM
     hidden_sizes: tuple[int, ...] = field(default=(64, 32))
     dropout: float = 0.1
@@ -48,7 +49,12 @@ class RankerConfig:
                 f"text rankers compare query and item embeddings of one encoder: "
                 f"query_dim {self.query_dim} != item_dim {self.item_dim}"
             )
-        if min(self.query_dim, self.item_dim, self.engagement_dim) < 1:
+        if self.kind == "visual" and self.caption_dim != self.query_dim:
+            raise ValueError(
+                f"visual rankers compare the query with the caption in one encoder's space: "
+                f"query_dim {self.query_dim} != caption_dim {self.caption_dim}"
+            )
+        if min(self.query_dim, self.item_dim, self.caption_dim, self.engagement_dim) < 1:
             raise ValueError(f"dimensions must be >= 1: {self}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
@@ -148,39 +154,53 @@ class TextRanker(SingleModalRanker):
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
         """Scores [B] from q = batch["query_embedding"], d = batch["item_text_embedding"]."""
-        query = batch[QUERY_EMBEDDING]
-        item = batch[ITEM_TEXT_EMBEDDING]
-        cosine = nn.functional.cosine_similarity(query, item, dim=1, eps=1e-8).unsqueeze(1)
         inputs = torch.cat(
-            [cosine, query * item, (query - item).abs(), self.standardized_engagement(batch)],
+            [_text_match(batch[QUERY_EMBEDDING], batch[ITEM_TEXT_EMBEDDING]),
+             self.standardized_engagement(batch)],
             dim=1,
         )
         return self.head(inputs).squeeze(1)
 
 
+def _text_match(query: Tensor, text: Tensor) -> Tensor:
+    """[B, 1 + 2E]: cos(q, t), q * t and |q - t| of two embeddings of one encoder."""
+    cosine = nn.functional.cosine_similarity(query, text, dim=1, eps=1e-8).unsqueeze(1)
+    return torch.cat([cosine, query * text, (query - text).abs()], dim=1)
+
+
 class VisualRanker(SingleModalRanker):
-    """Image and video ranker: an MLP over [query embedding, visual embedding, engagement].
+    """Image and video ranker: an MLP over the query embedding, the item's visual embedding, the
+    query's match with the item's caption, and engagement.
 
     The visual embedding is L2-normalised first, so the ranker does not depend on how the
     upstream image model scales its vectors. The query (MiniLM) and the visual embedding live in
     different spaces, and an MLP over their concatenation needs a lot of data to learn their
     multiplicative match, so the MLP also gets (W q) * v, a learned low-rank bilinear term with
     W: query space -> visual space.
+
+    Why the caption too: a visual embedding says what an image looks like (its topic, its
+    quality), not which of the query's words it is about, and image search has always also
+    matched the text shown with an image. Without the caption the rankers lost to the logged
+    production order on image and video, whose scores do see the query's words.
     """
 
     def __init__(self, config: RankerConfig) -> None:
         super().__init__(config)
         self.query_to_visual = nn.Linear(config.query_dim, config.item_dim, bias=False)
-        input_dim = config.query_dim + 2 * config.item_dim + config.engagement_dim
+        input_dim = (config.query_dim + 2 * config.item_dim + 1 + 2 * config.caption_dim
+                     + config.engagement_dim)
         self.head = _mlp(input_dim, config.hidden_sizes, config.dropout)
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
-        """Scores [B] from batch["query_embedding"] and batch["visual_embedding"]."""
+        """Scores [B] from batch["query_embedding"], batch["item_text_embedding"] (the caption)
+        and batch["visual_embedding"]."""
         query = batch[QUERY_EMBEDDING]
         visual = nn.functional.normalize(batch[VISUAL_EMBEDDING], dim=1, eps=1e-8)
         interaction = self.query_to_visual(query) * visual
         inputs = torch.cat(
-            [query, visual, interaction, self.standardized_engagement(batch)], dim=1
+            [query, visual, interaction, _text_match(query, batch[ITEM_TEXT_EMBEDDING]),
+             self.standardized_engagement(batch)],
+            dim=1,
         )
         return self.head(inputs).squeeze(1)
 
