@@ -31,6 +31,7 @@ test-all: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_ingest.py --size large
 	$(BIN)/python benchmarks/bench_scoring.py --size demo
+	$(BIN)/python benchmarks/bench_ranker_quality.py --size large --days 1
 	$(BIN)/python benchmarks/bench_reranker.py
 	$(BIN)/python benchmarks/lightgbm_sanity.py
 	$(BIN)/python benchmarks/bench_metrics.py --rows 10000000
