@@ -31,3 +31,19 @@ def test_ingest_tables_and_a_failing_input(tmp_path: Path):
                    "--table", "bronze.search_logs", "--warehouse", "wh"], tmp_path)
     assert failed.returncode == 2
     assert "reject fraction above" in failed.stdout and "malformed JSON" in failed.stdout
+
+
+def test_expected_errors_exit_2_with_one_line_and_others_keep_their_traceback():
+    import pytest
+    import typer
+
+    from smar.cli import exit_code_2_on
+
+    with pytest.raises(typer.Exit) as refused:
+        with exit_code_2_on(ValueError, FileNotFoundError):
+            raise FileNotFoundError("no tasks file at x.json")
+    assert refused.value.exit_code == 2
+    assert isinstance(refused.value.__cause__, FileNotFoundError)
+    with pytest.raises(KeyError):
+        with exit_code_2_on(ValueError):
+            raise KeyError("not an expected error")

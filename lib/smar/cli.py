@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Optional
@@ -26,6 +28,17 @@ app = typer.Typer(
 console = Console(width=None if sys.stdout.isatty() else 160)
 app.add_typer(eval_app, name="eval")
 
+
+@contextlib.contextmanager
+def exit_code_2_on(*expected: type[BaseException]) -> Iterator[None]:
+    """Inside the block, an `expected` error (bad input, a missing file) becomes one red line
+    and exit code 2, the code the DAGs and scripts read as "refused"; any other error keeps its
+    traceback."""
+    try:
+        yield
+    except expected as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(code=2) from error
 
 
 def _configure(warehouse: Optional[Path], engine: Optional[str], verbose: bool = False) -> None:
@@ -119,7 +132,7 @@ def ingest(
     from smar.sources import SourceError
 
     _configure(warehouse, engine, verbose)
-    try:
+    with exit_code_2_on(IngestRejectedError, SourceError):
         with console.status(f"ingesting {source} for ds={ds}"), spark_session(app_name="smar-ingest") as spark:
             results = run_ingest(
                 spark,
@@ -133,9 +146,6 @@ def ingest(
                 max_reject_fraction=max_reject_fraction,
                 run_quality_checks=not skip_quality,
             )
-    except (IngestRejectedError, SourceError) as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(code=2) from error
     _print_ingest(results, ds)
 
 

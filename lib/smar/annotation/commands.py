@@ -105,21 +105,18 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write Label Studio tasks JSON, the labeling config XML and a plain CSV."""
         from smar.annotation.jobs import export_annotation_tasks
-        from smar.cli import _configure, console
+        from smar.cli import _configure, console, exit_code_2_on
         from smar.config import get_settings
         from smar.engine import spark_session
         from smar.lake import Lakehouse
 
         _configure(warehouse, engine, verbose)
-        try:
+        with exit_code_2_on(ValueError, FileNotFoundError):
             with spark_session(app_name="smar-export-tasks") as spark:
                 summary = export_annotation_tasks(
                     spark, Lakehouse(spark, get_settings()), ds=ds, strategy=strategy, budget=budget,
                     round_number=round_number, out_dir=out,
                 )  # fmt: skip
-        except (ValueError, FileNotFoundError) as error:
-            console.print(f"[red]error:[/red] {error}")
-            raise typer.Exit(code=2) from error
         console.print(f"exported {summary.tasks} tasks ({summary.items} items) to {summary.folder}")
         for path in (summary.tasks_json, summary.labeling_config, summary.tasks_csv):
             console.print(f"  {path}")
@@ -167,18 +164,15 @@ def register(app: typer.Typer) -> None:
         """MERGE page-level grades into silver.page_labels; refused rows go to bronze.rejects."""
         from smar.annotation.jobs import ingest_page_labels
         from smar.annotation.label_studio import LabelImportError
-        from smar.cli import _configure, console
+        from smar.cli import _configure, console, exit_code_2_on
         from smar.config import get_settings
         from smar.engine import spark_session
         from smar.lake import Lakehouse
 
         _configure(warehouse, engine, verbose)
-        try:
+        with exit_code_2_on(LabelImportError, FileNotFoundError):
             with spark_session(app_name="smar-import-labels") as spark:
                 summary = ingest_page_labels(spark, Lakehouse(spark, get_settings()), ds=ds, path=path, file_format=file_format)
-        except (LabelImportError, FileNotFoundError) as error:
-            console.print(f"[red]error:[/red] {error}")
-            raise typer.Exit(code=2) from error
         console.print(
             f"accepted {summary.accepted} (new {summary.inserted}, changed {summary.updated}, "
             f"unchanged {summary.unchanged}), rejected {summary.rejected}"
@@ -198,21 +192,18 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write round r's iso-label tasks and the anchors found so far; exit 3 when all are done."""
         from smar.annotation.jobs import run_iso_label_round
-        from smar.cli import _configure, console
+        from smar.cli import _configure, console, exit_code_2_on
         from smar.config import get_settings
         from smar.engine import spark_session
         from smar.lake import Lakehouse
 
         _configure(warehouse, engine, verbose)
-        try:
+        with exit_code_2_on(ValueError):
             with spark_session(app_name="smar-iso-label-round") as spark:
                 summary = run_iso_label_round(
                     spark, Lakehouse(spark, get_settings()), ds=ds, round_number=round_number, seed=seed,
                     splits=_splits(split), max_judgements_per_query=max_judgements_per_query,
                 )  # fmt: skip
-        except ValueError as error:
-            console.print(f"[red]error:[/red] {error}")
-            raise typer.Exit(code=2) from error
         console.print(
             f"round {summary.round}: {summary.tasks_written} tasks ({summary.items_to_judge} items), "
             f"{summary.pages_done}/{summary.pages} pages done, {summary.anchors_written} anchor rows, "

@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
         """Replay held-out logged pages under control and candidate orders; write metrics, decision, report."""
         from rich.table import Table
 
-        from smar.cli import _configure, console
+        from smar.cli import _configure, console, exit_code_2_on
         from smar.config import get_settings
         from smar.engine import spark_session
         from smar.lake import Lakehouse
@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
         from smar.replay.jobs import replay_config, replay_evaluate
 
         _configure(warehouse, engine, verbose)
-        try:
+        with exit_code_2_on(ValueError):
             # Refuse bad sources and settings before starting an engine.
             ranking_name(candidate)
             ranking_name(control)
@@ -55,18 +55,12 @@ def register(app: typer.Typer) -> None:
                 max_modality_ndcg_drop=max_modality_ndcg_drop, max_exposure_shift=max_exposure_shift,
                 bootstrap_method=bootstrap_method, n_resamples=n_resamples,
             )  # fmt: skip
-        except ValueError as error:
-            console.print(f"[red]error:[/red] {error}")
-            raise typer.Exit(code=2) from error
-        try:
+        with exit_code_2_on(ValueError, FileNotFoundError, ImportError):
             with console.status(f"replaying {candidate} vs {control}"), spark_session(app_name="smar-replay") as spark:
                 summary = replay_evaluate(
                     spark, Lakehouse(spark, get_settings()), control=control, candidate=candidate,
                     ds_start=ds_start, ds_end=ds_end or ds_start, run_id=run_id, config=config,
                 )  # fmt: skip
-        except (ValueError, FileNotFoundError, ImportError) as error:
-            console.print(f"[red]error:[/red] {error}")
-            raise typer.Exit(code=2) from error
         color = {"SHIP": "green", "NO_SHIP": "red"}.get(summary.decision, "yellow")
         table = Table(title=f"replay {summary.run_id}: {summary.candidate} vs {summary.control}")
         table.add_column("")
