@@ -180,3 +180,5 @@ def test_evaluation_counts_a_win_only_when_the_interval_is_above_zero():
     close = evaluate_against_baselines(frame, "answer", "truth.relevance", seed=0)
     assert close.ranker_ndcg_at_10 > close.production_ndcg_at_10
     assert close.versus_production_ci[0] <= 0 and not close.beats("production")
+    with pytest.raises(ValueError, match="baseline must be one of"):
+        close.beats("random")

@@ -64,7 +64,10 @@ class RankerEvaluation:
     def beats(self, baseline: str) -> bool:
         """True when the interval of ranker minus `baseline` ("production" or "popularity")
         lies above 0: a win the test queries can tell apart from noise."""
-        low = (self.versus_production_ci if baseline == "production" else self.versus_popularity_ci)[0]
+        intervals = {"production": self.versus_production_ci, "popularity": self.versus_popularity_ci}
+        if baseline not in intervals:
+            raise ValueError(f"baseline must be one of {sorted(intervals)}, got {baseline!r}")
+        low = intervals[baseline][0]
         return not math.isnan(low) and low > 0.0
 
 
@@ -226,11 +229,12 @@ def train_single_modal(
     """
     import torch
 
-    epochs = DEFAULT_EPOCHS if epochs is None else epochs
     from smar.rankers.artifacts import RankerMetadata, save_ranker
     from smar.rankers.features import join_impressions_with_items
     from smar.rankers.models import default_config
     from smar.rankers.training import ValidationData, preference_labels, score_frame, train_ranker
+
+    epochs = DEFAULT_EPOCHS if epochs is None else epochs
 
     filters = [("ds", "in", ds_list)]
     versions = {name: lake.version(name) for name in ("bronze.search_logs", "bronze.items")}
