@@ -11,8 +11,9 @@ DS ?= 2026-11-01
 $(STAMP): requirements.txt constraints.txt lib/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	# torch first and alone: the CPU wheel, so that no later requirement can pull a CUDA build.
-	$(BIN)/python -m pip install --quiet torch==2.13.0
+	# torch first and alone, pinned with its CUDA runtime wheels (PyPI's Linux build; it runs on CPU
+	# where there is no GPU), so that no later requirement can move it.
+	$(BIN)/python -m pip install --quiet torch==2.13.0 -c constraints.txt
 	$(BIN)/python -m pip install --quiet -r requirements.txt -c constraints.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e ./lib
 	touch $(STAMP)

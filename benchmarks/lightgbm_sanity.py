@@ -1,5 +1,5 @@
 """Real-data sanity check: the page reranker next to LightGBM lambdarank on LightGBM's own
-learning-to-rank sample (`../shared/data/lightgbm_lambdarank`: 201 train / 50 test queries,
+learning-to-rank sample (`tests/data/lightgbm_lambdarank`: 201 train / 50 test queries,
 300 sparse features, labels 0-4, one modality).
 
 Same data for both: each query is one page, all its documents are candidates, every label is
@@ -11,7 +11,7 @@ models. LightGBM uses the settings of LightGBM's `examples/lambdarank/train.conf
 
 Prints one RESULT line and appends it to benchmarks/results/reranker.jsonl.
 
-    .venv/bin/python benchmarks/lightgbm_sanity.py [--data ../shared/data/lightgbm_lambdarank]
+    .venv/bin/python benchmarks/lightgbm_sanity.py [--data tests/data/lightgbm_lambdarank]
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from smar.reranker.training import TrainingConfig, score_store, train_reranker
 
 SEED = 20251016
 N_FEATURES = 300
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "lightgbm_lambdarank"
+DEFAULT_DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "lightgbm_lambdarank"
 
 
 def read_libsvm(path: Path, n_features: int = N_FEATURES) -> tuple[np.ndarray, np.ndarray]:

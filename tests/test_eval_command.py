@@ -144,9 +144,9 @@ def test_json_format(trec_files: tuple[Path, Path]) -> None:
     assert len(document["warnings"]) == 2
 
 
-def test_matches_trec_eval_golden_end_to_end(shared_data: Path) -> None:
+def test_matches_trec_eval_golden_end_to_end(sample_data: Path) -> None:
     # Given trec_eval's output for -q on the sample qrels and run
-    directory = shared_data / "trec_eval"
+    directory = sample_data / "trec_eval"
     measures = ["ndcg", "ndcg_cut_5", "ndcg_cut_10", "ndcg_cut_20", "map", "recip_rank", "P_5", "P_10"]
     golden = {
         (measure, query_id): float(value)

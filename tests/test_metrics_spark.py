@@ -112,9 +112,9 @@ def test_spark_refuses_bad_arguments(spark) -> None:
         ranking_metrics_by_query(frame, gain="cubic")  # type: ignore[arg-type]
 
 
-def test_spark_reproduces_trec_eval_golden(spark, shared_data: Path) -> None:
+def test_spark_reproduces_trec_eval_golden(spark, sample_data: Path) -> None:
     # Given trec_eval's sample qrels and run, joined so that unretrieved judged docs have no score
-    directory = shared_data / "trec_eval"
+    directory = sample_data / "trec_eval"
     qrels = read_qrels(directory / "qrels.test").frame
     run = read_run(directory / "results.test").frame
     joined = run.merge(qrels, on=["query_id", "doc_id"], how="outer")

@@ -1,4 +1,4 @@
-"""Qilin-format ingest on the real toy rows in ../shared/data/qilin_toy."""
+"""Qilin-format ingest on the real toy rows in tests/data/qilin_toy."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ def test_details_and_vectors_parse_from_numpy_printouts():
     assert parse_numpy_vector("[ 1.0e-01 -2.5e+00\n  3.0e+00]") == pytest.approx([0.1, -2.5, 3.0])
 
 
-def test_landing_maps_impressions_modality_and_features(shared_data):
-    folder = shared_data / "qilin_toy"
+def test_landing_maps_impressions_modality_and_features(sample_data):
+    folder = sample_data / "qilin_toy"
     landed = land_qilin(folder, DS)
     csv.field_size_limit(1 << 30)
     expected_impressions = 0
@@ -41,12 +41,12 @@ def test_landing_maps_impressions_modality_and_features(shared_data):
     assert len(users) == 10 and users.dense_features.map(lambda text: len(eval(text))).eq(42).all()
 
 
-def test_ingest_keeps_items_and_users_and_refuses_impressions_of_unknown_notes(spark, lake, shared_data):
+def test_ingest_keeps_items_and_users_and_refuses_impressions_of_unknown_notes(spark, lake, sample_data):
     from smar.pipeline import run_ingest
 
     # The toy's impressions point at notes outside the 10-row notes sample, so their modality is
     # unknown: every impression is refused with that reason, never dropped or guessed.
-    results = {r.table: r for r in run_ingest(spark, lake, ds=DS, source="qilin", path=shared_data / "qilin_toy",
+    results = {r.table: r for r in run_ingest(spark, lake, ds=DS, source="qilin", path=sample_data / "qilin_toy",
                                                max_reject_fraction=1.0, run_quality_checks=False)}
     assert results["bronze.items"].accepted == 10 and results["bronze.users"].accepted == 10
     logs = results["bronze.search_logs"]

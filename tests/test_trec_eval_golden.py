@@ -1,6 +1,6 @@
 """trec_eval compatibility: reproduce trec_eval's own golden outputs, per query and overall.
 
-The golden files (../shared/data/trec_eval, from usnistgov/trec_eval's test/ folder):
+The golden files (tests/data/trec_eval, from usnistgov/trec_eval's test/ folder):
 * out.test.aq:  trec_eval -m all_trec -q qrels.test results.test
 * out.test.aqc: trec_eval -m all_trec -q -c qrels.test results.trunc
 * out.test.aql: trec_eval -m all_trec -mrelstring.20 -q -l2 qrels.rel_level results.test
@@ -40,8 +40,8 @@ def parse_golden(path: Path) -> dict[str, dict[str, float]]:
 
 
 @pytest.fixture(scope="module", params=sorted(CASES))
-def case(request: pytest.FixtureRequest, shared_data: Path) -> dict[str, Any]:
-    directory = shared_data / "trec_eval"
+def case(request: pytest.FixtureRequest, sample_data: Path) -> dict[str, Any]:
+    directory = sample_data / "trec_eval"
     spec = CASES[request.param]
     # When our evaluator runs with the trec_eval options of this golden file
     evaluation = evaluate_run(
@@ -73,10 +73,10 @@ def test_overall_matches_golden(case: dict[str, Any], measure: str) -> None:
     ), (case["name"], measure)
 
 
-def test_golden_files_exercise_the_conventions(shared_data: Path) -> None:
+def test_golden_files_exercise_the_conventions(sample_data: Path) -> None:
     # Guard that the fixtures still test what we rely on: graded and negative grades, a query
     # missing from the truncated run (-c), and score ties broken by document id.
-    directory = shared_data / "trec_eval"
+    directory = sample_data / "trec_eval"
     grades = set(read_qrels(directory / "qrels.rel_level").frame["relevance"])
     assert {-1.0, 0.0, 4.0} <= grades
     truncated = read_run(directory / "results.trunc").frame
@@ -85,9 +85,9 @@ def test_golden_files_exercise_the_conventions(shared_data: Path) -> None:
     assert run.duplicated(["query_id", "score"]).any()
 
 
-def test_other_conventions_would_not_match(shared_data: Path) -> None:
+def test_other_conventions_would_not_match(sample_data: Path) -> None:
     # Given the graded data evaluated with exponential gain instead of trec_eval's linear one
-    directory = shared_data / "trec_eval"
+    directory = sample_data / "trec_eval"
     golden = parse_golden(directory / "out.test.aql")
     qrels = read_qrels(directory / "qrels.rel_level").frame
     run = read_run(directory / "results.test").frame
@@ -101,11 +101,11 @@ def test_other_conventions_would_not_match(shared_data: Path) -> None:
     assert max(differences) > TOLERANCE
 
 
-def test_golden_data_has_a_tie_that_the_rule_decides(shared_data: Path) -> None:
+def test_golden_data_has_a_tie_that_the_rule_decides(sample_data: Path) -> None:
     # Given query 301, where FBIS3-58025 (grade 0) and FBIS3-58055 (grade 1) tie in score.
     # The tie sits deep in the ranking, so its effect (~1e-5) is below trec_eval's 4 printed
     # decimals; the rule itself is pinned by test_metrics' ranking_order tests.
-    directory = shared_data / "trec_eval"
+    directory = sample_data / "trec_eval"
     qrels = read_qrels(directory / "qrels.test").frame
     run = read_run(directory / "results.test").frame
     by_doc_id = evaluate_run(qrels, run, ["ndcg", "map"], ties="doc_id_desc").per_query
