@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SIZE ?= demo
 DS ?= 2026-11-01
 
-.PHONY: venv demo test test-all bench airflow-demo package clean
+.PHONY: venv lint demo test test-all bench airflow-demo package clean
 
 $(STAMP): requirements.txt constraints.txt lib/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,13 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/smar demo --size $(SIZE) --ds $(DS)
 
-test: $(STAMP)
+# ruff (lint and format) and mypy: the code's own rules, checked before any test runs.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
 	$(BIN)/python -m pytest -q
 
 test-all: $(STAMP)

@@ -7,7 +7,6 @@ Fixed seed and size. Prints one result line and appends it to benchmarks/results
 
 from __future__ import annotations
 
-from _results import record_result  # benchmarks/ is on sys.path when run as a script
 import argparse
 import os
 import platform
@@ -18,16 +17,17 @@ import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
+from _results import record_result  # benchmarks/ is on sys.path when run as a script
 
 os.environ.setdefault("RUST_LOG", "error")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
-from smar.config import SmarSettings  # noqa: E402
-from smar.engine import spark_session  # noqa: E402
-from smar.generator import generate_day  # noqa: E402
-from smar.ingest import ingest_tables  # noqa: E402
-from smar.lake import Lakehouse  # noqa: E402
-from smar.sources import land_generated  # noqa: E402
+from smar.config import SmarSettings
+from smar.engine import spark_session
+from smar.ingest.generator import generate_day
+from smar.ingest.jobs import ingest_tables
+from smar.ingest.sources import land_generated
+from smar.lake import Lakehouse
 
 DS = "2026-11-01"
 SEED = 20251016
@@ -45,19 +45,31 @@ def main() -> None:
             started = time.perf_counter()
             day = generate_day(DS, size=args.size, seed=SEED)
             generated = time.perf_counter()
-            results = ingest_tables(spark, lake, land_generated(day), ds=DS, source="bench", source_label="generator",
-                                    max_reject_fraction=0.0, run_quality_checks=True)
+            results = ingest_tables(
+                spark,
+                lake,
+                land_generated(day),
+                ds=DS,
+                source="bench",
+                source_label="generator",
+                max_reject_fraction=0.0,
+                run_quality_checks=True,
+            )
             ingested = time.perf_counter()
             impressions = day.search_logs.num_rows
 
             # Same rows, side by side: engine Delta write (from the landed Parquet) vs pyarrow Parquet.
-            landed = spark.read.parquet(str(root / "warehouse" / "_landing" / DS / "bench" / "bronze.search_logs.parquet"))
+            landed = spark.read.parquet(
+                str(root / "warehouse" / "_landing" / DS / "bench" / "bronze.search_logs.parquet")
+            )
             landed.count()
             # Median of 3 alternating repetitions: these machines are noisy.
             delta_times, parquet_times = [], []
             for repetition in range(3):
                 t0 = time.perf_counter()
-                landed.drop("_row_number").write.format("delta").mode("overwrite").save(str(root / f"delta_{repetition}"))
+                landed.drop("_row_number").write.format("delta").mode("overwrite").save(
+                    str(root / f"delta_{repetition}")
+                )
                 delta_times.append(time.perf_counter() - t0)
                 t0 = time.perf_counter()
                 pq.write_table(day.search_logs, root / f"raw_{repetition}.parquet")

@@ -20,7 +20,6 @@ benchmarks/results/metrics.jsonl.
 
 from __future__ import annotations
 
-from _results import record_result  # benchmarks/ is on sys.path when run as a script
 import argparse
 import os
 import platform
@@ -32,14 +31,15 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from _results import record_result  # benchmarks/ is on sys.path when run as a script
 
 os.environ.setdefault("RUST_LOG", "error")
 
-from pyspark.sql import functions as F  # noqa: E402
+from pyspark.sql import functions as F
 
-from smar.engine import spark_session  # noqa: E402
-from smar.metrics import mean_over_queries, ndcg_at  # noqa: E402
-from smar.metrics.spark_metrics import ranking_metrics_by_query  # noqa: E402
+from smar.engine import spark_session
+from smar.metrics import mean_over_queries, ndcg_at
+from smar.metrics.spark_metrics import ranking_metrics_by_query
 
 SEED = 20251016
 K = 10

@@ -15,7 +15,6 @@ large world (20,000 queries) gives about ten times as many lists.
 
 from __future__ import annotations
 
-from _results import record_result  # benchmarks/ is on sys.path when run as a script
 import argparse
 import os
 import platform
@@ -25,15 +24,17 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
+from _results import record_result  # benchmarks/ is on sys.path when run as a script
+
 os.environ.setdefault("RUST_LOG", "error")
 
-import torch  # noqa: E402
+import torch
 
-from smar.config import SmarSettings  # noqa: E402
-from smar.engine import spark_session  # noqa: E402
-from smar.lake import Lakehouse  # noqa: E402
-from smar.pipeline import run_ingest  # noqa: E402
-from smar.single_modal import train_single_modal  # noqa: E402
+from smar.config import SmarSettings
+from smar.engine import spark_session
+from smar.ingest.jobs import run_ingest
+from smar.lake import Lakehouse
+from smar.single_modal.jobs import train_single_modal
 
 LAST_DAY = date(2026, 11, 1)
 SEED = 20251016
@@ -57,8 +58,12 @@ def main() -> None:
         started = time.perf_counter()
         summary = train_single_modal(Lakehouse(None, settings), ds_list=days, seed=SEED, device=args.device)
         seconds = time.perf_counter() - started
-        line: dict[str, object] = {"benchmark": "single-modal ranker quality", "size": args.size, "days": args.days,
-                                   "train_seconds": round(seconds, 1)}
+        line: dict[str, object] = {
+            "benchmark": "single-modal ranker quality",
+            "size": args.size,
+            "days": args.days,
+            "train_seconds": round(seconds, 1),
+        }
         for evaluation in summary.evaluations:
             line[evaluation.modality] = {
                 "test_lists": evaluation.queries,

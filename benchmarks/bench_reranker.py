@@ -15,15 +15,15 @@ Prints one RESULT line and appends it to benchmarks/results/reranker.jsonl.
 
 from __future__ import annotations
 
-from _results import record_result  # benchmarks/ is on sys.path when run as a script
 import argparse
 import os
 import platform
 
 import numpy as np
 import torch
+from _results import record_result  # benchmarks/ is on sys.path when run as a script
 
-from smar.reranker.features import NUMERIC_FEATURE_NAMES, PageStore
+from smar.reranker.store import NUMERIC_FEATURE_NAMES, PageStore
 from smar.reranker.training import TrainingConfig, train_reranker
 
 SEED = 20251016
@@ -70,8 +70,11 @@ def measure(store: PageStore, *, workers: int, epochs: int, device: str) -> dict
     seconds = sum(record["epoch_seconds"] for record in timed)
     waited = sum(record["data_wait_seconds"] for record in timed)
     pages = sum(record["pages"] for record in timed)
-    return {"pages_per_s": round(pages / seconds, 1), "data_wait_fraction": round(waited / seconds, 4),
-            "epoch_s": round(seconds / len(timed), 3)}
+    return {
+        "pages_per_s": round(pages / seconds, 1),
+        "data_wait_fraction": round(waited / seconds, 4),
+        "epoch_s": round(seconds / len(timed), 3),
+    }
 
 
 def main() -> None:
@@ -84,7 +87,7 @@ def main() -> None:
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)
     store = random_store(args.pages)
-    from smar.rankers.device import select_device
+    from smar.single_modal.rankers.device import select_device
 
     device = select_device(args.device)
     line: dict[str, object] = {

@@ -10,7 +10,6 @@ pandas frame. Prints one RESULT line and appends it to benchmarks/results/scorin
 
 from __future__ import annotations
 
-from _results import record_result  # benchmarks/ is on sys.path when run as a script
 import argparse
 import os
 import platform
@@ -19,18 +18,22 @@ import tempfile
 import time
 from pathlib import Path
 
+from _results import record_result  # benchmarks/ is on sys.path when run as a script
+
 os.environ.setdefault("RUST_LOG", "error")
 
-import torch  # noqa: E402
+import torch
 
-from smar.config import SmarSettings  # noqa: E402
-from smar.engine import spark_session  # noqa: E402
-from smar.lake import Lakehouse  # noqa: E402
-from smar.pipeline import run_ingest  # noqa: E402
-from smar.rankers.device import select_device  # noqa: E402
-from smar.rankers.encoder import encode_unique, get_text_encoder, rows_encoded_count  # noqa: E402
-from smar.rankers.features import item_texts  # noqa: E402
-from smar.single_modal import production_percentile, score_batch, score_single_modal, train_single_modal  # noqa: E402
+from smar.config import SmarSettings
+from smar.engine import spark_session
+from smar.ingest.jobs import run_ingest
+from smar.lake import Lakehouse
+from smar.single_modal.jobs import score_single_modal, train_single_modal
+from smar.single_modal.list_features import production_percentile
+from smar.single_modal.rankers.device import select_device
+from smar.single_modal.rankers.encoder import encode_unique, get_text_encoder, rows_encoded_count
+from smar.single_modal.rankers.features import item_texts
+from smar.single_modal.scoring import score_batch
 
 DS = "2026-11-01"
 SEED = 20251016
@@ -77,8 +80,9 @@ def main() -> None:
             result = score_single_modal(spark, lake, ds=DS, gpu_batch_size=args.gpu_batch_size, device=args.device)
             udf_seconds = time.perf_counter() - started
             udf_encoder_rows = rows_encoded_count() - rows_before
-            rows, bare_seconds, bare_encoder_rows = bare_loop(lake, str(summary.artifact_dir),
-                                                              gpu_batch_size=args.gpu_batch_size, device=args.device)
+            rows, bare_seconds, bare_encoder_rows = bare_loop(
+                lake, str(summary.artifact_dir), gpu_batch_size=args.gpu_batch_size, device=args.device
+            )
         device = select_device(args.device)
         line = {
             "benchmark": "single-modal scoring",

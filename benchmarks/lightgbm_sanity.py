@@ -16,15 +16,15 @@ Prints one RESULT line and appends it to benchmarks/results/reranker.jsonl.
 
 from __future__ import annotations
 
-from _results import record_result  # benchmarks/ is on sys.path when run as a script
 import argparse
 from pathlib import Path
 
 import numpy as np
 import torch
+from _results import record_result  # benchmarks/ is on sys.path when run as a script
 
 from smar.metrics import mean_over_queries, ndcg_at
-from smar.reranker.features import PageStore
+from smar.reranker.store import PageStore
 from smar.reranker.training import TrainingConfig, score_store, train_reranker
 
 SEED = 20251016
@@ -77,8 +77,9 @@ def mean_ndcg_at_10(store: PageStore, scores: np.ndarray, gain: str) -> float:
     values = []
     for page in range(store.n_pages):
         start, stop = int(store.offsets[page]), int(store.offsets[page + 1])
-        values.append(ndcg_at(store.labels[start:stop], scores[start:stop], k=10,
-                              doc_ids=store.item_id[start:stop], gain=gain))  # type: ignore[arg-type]
+        values.append(
+            ndcg_at(store.labels[start:stop], scores[start:stop], k=10, doc_ids=store.item_id[start:stop], gain=gain)
+        )  # type: ignore[arg-type]
     return mean_over_queries(np.asarray(values))
 
 
@@ -100,9 +101,19 @@ def main() -> None:
     fit, validation = full_train.subset(np.flatnonzero(~held_out)), full_train.subset(np.flatnonzero(held_out))
 
     # LightGBM: examples/lambdarank/train.conf settings, early stopping on the same held-out queries.
-    parameters = {"objective": "lambdarank", "metric": "ndcg", "eval_at": [10], "num_leaves": 31,
-                  "learning_rate": 0.1, "min_data_in_leaf": 50, "min_sum_hessian_in_leaf": 5.0,
-                  "seed": SEED, "deterministic": True, "num_threads": 1, "verbosity": -1}
+    parameters = {
+        "objective": "lambdarank",
+        "metric": "ndcg",
+        "eval_at": [10],
+        "num_leaves": 31,
+        "learning_rate": 0.1,
+        "min_data_in_leaf": 50,
+        "min_sum_hessian_in_leaf": 5.0,
+        "seed": SEED,
+        "deterministic": True,
+        "num_threads": 1,
+        "verbosity": -1,
+    }
     fit_rows = np.arange(fit.n_items)
     booster = lightgbm.train(
         parameters,

@@ -30,7 +30,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ from airflow.sdk import Asset
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 SPARK_CONNECTION_ID = "spark_default"
 # Data starts here; `catchup` is off, so earlier intervals run only through `airflow backfill create`.
-START_DATE = datetime(2026, 10, 1, tzinfo=timezone.utc)
+START_DATE = datetime(2026, 10, 1, tzinfo=UTC)
 ASSET_GROUP = "smar-delta-table"
 SPARK_GPU_EXAMPLE_DISCOVERY_SCRIPT = "/opt/spark/examples/src/main/scripts/getGpusResources.sh"
 

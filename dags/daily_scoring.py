@@ -2,7 +2,7 @@
 # daily_scoring
 
 One day of search logs, from raw input to the pages annotators will judge
-(DESIGN.md §2, steps 0-2). Each task is a spark-submit of a script in `jobs/`:
+(docs/architecture.md, steps 0-2). Each task is a spark-submit of a script in `jobs/`:
 
 1. **ingest_search_logs**: validate the day's raw logs into `bronze.*` (refused rows to
    `bronze.rejects`; Great Expectations suites and Data Docs under `$SMAR_REPORTS/gx`).
@@ -45,24 +45,48 @@ with DAG(
     default_args=DEFAULT_ARGS,
     tags=["smar", "daily"],
     params={
-        "source": Param("generator", enum=["generator", "files", "qilin"],
-                        description="generator: synthetic logs; files/qilin: read <landing_root>/<ds>"),
-        "landing_root": Param("landing", type="string", minLength=1,
-                              description="files and qilin sources: the day's input is <landing_root>/<ds>"),
+        "source": Param(
+            "generator",
+            enum=["generator", "files", "qilin"],
+            description="generator: synthetic logs; files/qilin: read <landing_root>/<ds>",
+        ),
+        "landing_root": Param(
+            "landing",
+            type="string",
+            minLength=1,
+            description="files and qilin sources: the day's input is <landing_root>/<ds>",
+        ),
         "size": Param("demo", enum=["tiny", "demo", "large"], description="generator source: day size"),
-        "strategy": Param("top", enum=["top", "slice", "random", "stratified", "full"],
-                          description="which candidates of each modality get a page-level label"),
-        "budget": Param(0.2, type="number", exclusiveMinimum=0, maximum=1,
-                        description="fraction of each modality's candidates to label"),
-        "gpu_batch_size": Param(1024, type="integer", minimum=1,
-                                description="rows per model forward pass in the scoring UDF"),
+        "strategy": Param(
+            "top",
+            enum=["top", "slice", "random", "stratified", "full"],
+            description="which candidates of each modality get a page-level label",
+        ),
+        "budget": Param(
+            0.2,
+            type="number",
+            exclusiveMinimum=0,
+            maximum=1,
+            description="fraction of each modality's candidates to label",
+        ),
+        "gpu_batch_size": Param(
+            1024, type="integer", minimum=1, description="rows per model forward pass in the scoring UDF"
+        ),
     },
 ) as dag:
     ingest_search_logs = spark_job(
         "ingest",
         task_id="ingest_search_logs",
-        application_args=["--ds", "{{ ds }}", "--source", "{{ params.source }}", "--size", "{{ params.size }}",
-                          "--path", "{{ params.landing_root }}/{{ ds }}"],
+        application_args=[
+            "--ds",
+            "{{ ds }}",
+            "--source",
+            "{{ params.source }}",
+            "--size",
+            "{{ params.size }}",
+            "--path",
+            "{{ params.landing_root }}/{{ ds }}",
+        ],
         outlets=[BRONZE_SEARCH_LOGS],
         execution_timeout=timedelta(hours=1),
     )

@@ -43,8 +43,11 @@ with DAG(
     default_args=DEFAULT_ARGS,
     tags=["smar", "annotation"],
     params={
-        "label_root": Param(None, type=["null", "string"],
-                            description="folder holding <ds>/ label files (default: $SMAR_REPORTS/annotation)"),
+        "label_root": Param(
+            None,
+            type=["null", "string"],
+            description="folder holding <ds>/ label files (default: $SMAR_REPORTS/annotation)",
+        ),
     },
 ) as dag:
 

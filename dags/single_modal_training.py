@@ -2,7 +2,7 @@
 # single_modal_training
 
 Once a week, retrains the four single-modal rankers (web, image, video, LLM answer) from the
-click logs of the past days in `bronze.search_logs` (DESIGN.md §2, step 1) and registers them as
+click logs of the past days in `bronze.search_logs` (docs/architecture.md, step 1) and registers them as
 the `CURRENT` version under `$SMAR_ARTIFACTS/single_modal/`, which `daily_scoring` then uses.
 
 1. **training_days**: the `training_days` days ending with the last day of the weekly data
@@ -35,10 +35,18 @@ with DAG(
     tags=["smar", "training", "weekly"],
     params={
         "training_days": Param(7, type="integer", minimum=1, maximum=92, description="days of logs trained on"),
-        "last_day": Param(None, type=["null", "string"], format="date",
-                          description="last training day (default: the last full day of the data interval)"),
-        "epochs": Param(20, type="integer", minimum=1,
-                        description="maximum training epochs per ranker (the best validation epoch is kept)"),
+        "last_day": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            description="last training day (default: the last full day of the data interval)",
+        ),
+        "epochs": Param(
+            20,
+            type="integer",
+            minimum=1,
+            description="maximum training epochs per ranker (the best validation epoch is kept)",
+        ),
     },
 ) as dag:
 

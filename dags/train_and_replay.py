@@ -3,7 +3,7 @@
 
 Runs whenever new page labels land (the `silver.page_labels` asset, updated by `page_labels`):
 trains the whole-page reranker on the labelled days, replays it against production on held-out
-logged pages, and records the ship / no-ship decision for the A/B test (DESIGN.md §2, steps 3-4).
+logged pages, and records the ship / no-ship decision for the A/B test (docs/architecture.md, steps 3-4).
 
 1. **label_window**: the days to use: `window_days` days ending with the latest day whose labels
    triggered the run (`extra["ds"]` of the asset events), or with `ds` for a manual run or
@@ -52,12 +52,24 @@ with DAG(
     default_args=DEFAULT_ARGS,
     tags=["smar", "training", "replay"],
     params={
-        "method": Param("smar_pairwise", enum=["smar_pairwise", "smar_listwise", "page_loss_only", "sft", "lightgbm"],
-                        description="reranker objective (smar_*: page loss + intra-modal consistency)"),
-        "window_days": Param(7, type="integer", minimum=1, maximum=92,
-                             description="labelled days trained and replayed on, ending with the latest one"),
-        "last_day": Param(None, type=["null", "string"], format="date",
-                          description="last day of the window (default: the triggering labels' day, else ds)"),
+        "method": Param(
+            "smar_pairwise",
+            enum=["smar_pairwise", "smar_listwise", "page_loss_only", "sft", "lightgbm"],
+            description="reranker objective (smar_*: page loss + intra-modal consistency)",
+        ),
+        "window_days": Param(
+            7,
+            type="integer",
+            minimum=1,
+            maximum=92,
+            description="labelled days trained and replayed on, ending with the latest one",
+        ),
+        "last_day": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            description="last day of the window (default: the triggering labels' day, else ds)",
+        ),
         "epochs": Param(40, type="integer", minimum=1, description="maximum training epochs (early stopping)"),
         "n_resamples": Param(2000, type="integer", minimum=100, description="bootstrap resamples of the replay"),
     },
@@ -74,8 +86,16 @@ with DAG(
 
     train_page_reranker = spark_job(
         "train_page_reranker",
-        application_args=["--ds-start", WINDOW + "['ds_start'] }}", "--ds-end", WINDOW + "['ds_end'] }}",
-                          "--method", "{{ params.method }}", "--epochs", "{{ params.epochs }}"],
+        application_args=[
+            "--ds-start",
+            WINDOW + "['ds_start'] }}",
+            "--ds-end",
+            WINDOW + "['ds_end'] }}",
+            "--method",
+            "{{ params.method }}",
+            "--epochs",
+            "{{ params.epochs }}",
+        ],
         outlets=[RERANKER_RUNS],
         execution_timeout=timedelta(hours=6),
     )
@@ -84,23 +104,36 @@ with DAG(
     def trained_run(params: dict | None = None, ti=None) -> str:
         """The run id `train_page_reranker` registered for this window and method (the latest, if the
         labels changed and the same window was trained again)."""
-        from deltalake import DeltaTable
-        from smar.config import SmarSettings
-
         from _common import latest_run_id
+        from deltalake import DeltaTable
+
+        from smar.config import SmarSettings
 
         window = ti.xcom_pull(task_ids="label_window")
         # SmarSettings(), not the cached get_settings(): a long-lived worker must read today's SMAR_*.
-        rows = DeltaTable(str(SmarSettings().table_path("gold.reranker_runs"))).to_pyarrow_table(
-            columns=["run_id", "method", "budget", "train_ds", "created_at"]
-        ).to_pylist()
-        return latest_run_id(rows, method=(params or {})["method"], ds_start=window["ds_start"], ds_end=window["ds_end"])
+        rows = (
+            DeltaTable(str(SmarSettings().table_path("gold.reranker_runs")))
+            .to_pyarrow_table(columns=["run_id", "method", "budget", "train_ds", "created_at"])
+            .to_pylist()
+        )
+        return latest_run_id(
+            rows, method=(params or {})["method"], ds_start=window["ds_start"], ds_end=window["ds_end"]
+        )
 
     replay_evaluate = spark_job(
         "replay_evaluate",
-        application_args=["--candidate", "run:{{ ti.xcom_pull(task_ids='trained_run') }}", "--control", "production",
-                          "--ds-start", WINDOW + "['ds_start'] }}", "--ds-end", WINDOW + "['ds_end'] }}",
-                          "--n-resamples", "{{ params.n_resamples }}"],
+        application_args=[
+            "--candidate",
+            "run:{{ ti.xcom_pull(task_ids='trained_run') }}",
+            "--control",
+            "production",
+            "--ds-start",
+            WINDOW + "['ds_start'] }}",
+            "--ds-end",
+            WINDOW + "['ds_end'] }}",
+            "--n-resamples",
+            "{{ params.n_resamples }}",
+        ],
         outlets=[REPLAY_METRICS],
         execution_timeout=timedelta(hours=2),
     )
@@ -108,10 +141,10 @@ with DAG(
     @task(outlets=[AB_DECISIONS])
     def record_decision(ti=None, outlet_events=None) -> dict:
         """Read the replay's decision row and publish it as the `gold.ab_decisions` asset event's extra."""
-        from deltalake import DeltaTable
-        from smar.config import SmarSettings
-
         from _common import decision_record
+        from deltalake import DeltaTable
+
+        from smar.config import SmarSettings
 
         window = ti.xcom_pull(task_ids="label_window")
         candidate = "run:" + ti.xcom_pull(task_ids="trained_run")

@@ -28,9 +28,8 @@ def write_standin_scores(spark: SparkSession, lake: Lakehouse, ds: str) -> None:
     whole_group = Window.partitionBy("request_id", "modality").rowsBetween(
         Window.unboundedPreceding, Window.unboundedFollowing
     )
-    ranked = (
-        logs.withColumn("rank_in_modality", F.row_number().over(by_score))
-        .withColumn("n_in_modality", F.count(F.lit(1)).over(whole_group))
+    ranked = logs.withColumn("rank_in_modality", F.row_number().over(by_score)).withColumn(
+        "n_in_modality", F.count(F.lit(1)).over(whole_group)
     )
     scores = ranked.select(
         F.col("ds"),

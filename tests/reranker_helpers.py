@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 
 from smar.annotation.strategies import select_positions
 from smar.lake import Lakehouse
-from smar.rankers.encoder import EncodedTexts
-from smar.reranker.features import NUMERIC_FEATURE_NAMES, PageStore, register_text_encoder
+from smar.reranker.store import NUMERIC_FEATURE_NAMES, PageStore
+from smar.reranker.text_cache import register_text_encoder
+from smar.single_modal.rankers.encoder import EncodedTexts
 from smar.splits import query_split
 
 DS = "2026-11-01"
@@ -47,8 +48,8 @@ register_text_encoder(HASH_ENCODER_NAME, CountingHashEncoder)
 
 def build_tiny_lake(spark, lake: Lakehouse, days: Sequence[str] = (DS,)) -> None:
     """Ingest tiny generator days (seed 5) and write stand-in single-modal scores for them."""
+    from smar.ingest.jobs import run_ingest
     from tests.fixtures_scores import write_standin_scores
-    from smar.pipeline import run_ingest
 
     for ds in days:
         run_ingest(spark, lake, ds=ds, source="generator", size="tiny", seed=5, run_quality_checks=False)
@@ -56,8 +57,14 @@ def build_tiny_lake(spark, lake: Lakehouse, days: Sequence[str] = (DS,)) -> None
 
 
 def budgeted_truth_labels(
-    lake: Lakehouse, *, ds: str, budget: float, splits: Sequence[str], strategy: str = "top",
-    query_ids: Sequence[str] | None = None, annotator: str = "test-annotator",
+    lake: Lakehouse,
+    *,
+    ds: str,
+    budget: float,
+    splits: Sequence[str],
+    strategy: str = "top",
+    query_ids: Sequence[str] | None = None,
+    annotator: str = "test-annotator",
 ) -> pd.DataFrame:
     """Page-label rows (contract columns) graded from truth.relevance for the items that
     `select_positions(strategy, n, budget)` picks in each (query page, modality) list, ranked by
@@ -71,31 +78,68 @@ def budgeted_truth_labels(
     truth = lake.read_arrow("truth.relevance").to_pandas()
     truth = truth[truth["ds"] == ds].set_index(["query_id", "item_id"])["grade"]
     rows = []
-    stamp = datetime(2026, 11, 2, tzinfo=timezone.utc)
+    stamp = datetime(2026, 11, 2, tzinfo=UTC)
     for (query, modality), group in candidates.groupby(["query_id", "modality"]):
         ranked = group.sort_values(["score", "item_id"], ascending=[False, True])
         for position in select_positions(strategy, len(ranked), budget, rng=np.random.default_rng(0)):
             item = ranked["item_id"].iloc[int(position)]
-            rows.append({"ds": ds, "task_id": f"t/{query}", "page_id": f"page/{query}", "query_id": query,
-                         "item_id": item, "modality": modality, "annotator": annotator,
-                         "grade": int(truth[(query, item)]), "strategy": strategy, "round": 0,
-                         "annotated_at": stamp, "source_file": "test", "ingested_at": stamp})
+            rows.append(
+                {
+                    "ds": ds,
+                    "task_id": f"t/{query}",
+                    "page_id": f"page/{query}",
+                    "query_id": query,
+                    "item_id": item,
+                    "modality": modality,
+                    "annotator": annotator,
+                    "grade": int(truth[(query, item)]),
+                    "strategy": strategy,
+                    "round": 0,
+                    "annotated_at": stamp,
+                    "source_file": "test",
+                    "ingested_at": stamp,
+                }
+            )
     return pd.DataFrame(rows)
 
 
 def write_labels(spark, lake: Lakehouse, labels: pd.DataFrame) -> None:
     """MERGE page-label rows into silver.page_labels."""
-    schema = ("ds string, task_id string, page_id string, query_id string, item_id string, modality string, "
-              "annotator string, grade int, strategy string, round int, annotated_at timestamp, "
-              "source_file string, ingested_at timestamp")
-    rows = [tuple(row) for row in labels[["ds", "task_id", "page_id", "query_id", "item_id", "modality",
-                                          "annotator", "grade", "strategy", "round", "annotated_at",
-                                          "source_file", "ingested_at"]].itertuples(index=False)]
+    schema = (
+        "ds string, task_id string, page_id string, query_id string, item_id string, modality string, "
+        "annotator string, grade int, strategy string, round int, annotated_at timestamp, "
+        "source_file string, ingested_at timestamp"
+    )
+    rows = [
+        tuple(row)
+        for row in labels[
+            [
+                "ds",
+                "task_id",
+                "page_id",
+                "query_id",
+                "item_id",
+                "modality",
+                "annotator",
+                "grade",
+                "strategy",
+                "round",
+                "annotated_at",
+                "source_file",
+                "ingested_at",
+            ]
+        ].itertuples(index=False)
+    ]
     lake.merge(spark.createDataFrame(rows, schema=schema), "silver.page_labels")
 
 
 def synthetic_store(
-    n_pages: int, *, seed: int = 0, text_dim: int = 4, min_items: int = 5, max_items: int = 9,
+    n_pages: int,
+    *,
+    seed: int = 0,
+    text_dim: int = 4,
+    min_items: int = 5,
+    max_items: int = 9,
     label_fraction: float = 1.0,
 ) -> tuple[PageStore, np.ndarray]:
     """Pages with a planted signal: grade = clip(round(1.5 + 1.2 * quality + 1.5 * [modality is

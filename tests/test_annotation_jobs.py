@@ -7,7 +7,7 @@ import csv
 import json
 import shutil
 from collections import Counter, defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -21,15 +21,15 @@ from smar.annotation.strategies import label_count
 from tests.fixtures_scores import write_standin_scores
 
 DS = "2026-11-01"
-FIXED_TIME = datetime(2026, 11, 2, tzinfo=timezone.utc)
+FIXED_TIME = datetime(2026, 11, 2, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
 def tiny_day(tmp_path_factory, spark) -> Path:
     """A warehouse holding the tiny generator day in bronze/truth plus stand-in scores, built once."""
     from smar.config import SmarSettings
+    from smar.ingest.jobs import run_ingest
     from smar.lake import Lakehouse
-    from smar.pipeline import run_ingest
 
     root = tmp_path_factory.mktemp("tiny_day")
     lake = Lakehouse(spark, SmarSettings(warehouse=root / "warehouse", artifacts=root / "a", reports=root / "r"))
@@ -96,31 +96,41 @@ def test_each_strategy_honours_the_budget_on_task_rows(spark, day_lake, strategy
 
 def test_shown_order_is_recorded_interleaved_and_reproducible(spark, day_lake):
     # Given random-strategy tasks built twice with the same seed and one other seed
-    jobs.build_annotation_tasks(spark, day_lake, ds=DS, strategy="random", budget=0.5, seed=11, eval_splits=(), created_at=FIXED_TIME)
+    jobs.build_annotation_tasks(
+        spark, day_lake, ds=DS, strategy="random", budget=0.5, seed=11, eval_splits=(), created_at=FIXED_TIME
+    )
     first = _tasks(day_lake)
     version = day_lake.version("silver.annotation_tasks")
-    jobs.build_annotation_tasks(spark, day_lake, ds=DS, strategy="random", budget=0.5, seed=11, eval_splits=(), created_at=FIXED_TIME)
+    jobs.build_annotation_tasks(
+        spark, day_lake, ds=DS, strategy="random", budget=0.5, seed=11, eval_splits=(), created_at=FIXED_TIME
+    )
     again = _tasks(day_lake)
     # Then the rerun replaced its slice with identical rows (it commits new versions, same rows)
     assert again == first and day_lake.version("silver.annotation_tasks") > version
     # And display positions are 1..n in stored order
     for task in first:
         assert [item["display_position"] for item in task["items"]] == list(range(1, len(task["items"]) + 1))
+
     # And the order is interleaved: some page does not show its modalities as contiguous blocks
     def grouped(task):
         modalities = [item["modality"] for item in task["items"]]
         blocks = [m for i, m in enumerate(modalities) if i == 0 or modalities[i - 1] != m]
         return len(blocks) == len(set(modalities))
+
     assert not all(grouped(task) for task in first)
+
     # And neither is it the single-modal rank order within each modality everywhere
     def rank_sorted(task):
         by_modality = defaultdict(list)
         for item in task["items"]:
             by_modality[item["modality"]].append(item["single_modal_rank"])
         return all(r == sorted(r) for r in by_modality.values())
+
     assert not all(rank_sorted(task) for task in first)
     # When another seed is used, the recorded order changes somewhere
-    jobs.build_annotation_tasks(spark, day_lake, ds=DS, strategy="random", budget=0.5, seed=12, eval_splits=(), created_at=FIXED_TIME)
+    jobs.build_annotation_tasks(
+        spark, day_lake, ds=DS, strategy="random", budget=0.5, seed=12, eval_splits=(), created_at=FIXED_TIME
+    )
     assert _tasks(day_lake) != first
 
 
@@ -138,7 +148,9 @@ def test_round_trip_reproduces_truth_grades_exactly(spark, day_lake):
     # And the consensus view has mean = truth, two annotators each
     consensus = jobs.page_label_consensus(day_lake, ds=DS).collect()
     assert len(consensus) == len(shown)
-    assert all(row["mean_grade"] == truth[(row["query_id"], row["item_id"])] and row["n_annotators"] == 2 for row in consensus)
+    assert all(
+        row["mean_grade"] == truth[(row["query_id"], row["item_id"])] and row["n_annotators"] == 2 for row in consensus
+    )
     # And the export folder holds the Label Studio tasks, the labeling config and the CSV
     top_export = next(export for export in result.exports if "top" in export.folder.name)
     assert "<Choices" in top_export.labeling_config.read_text()
@@ -151,7 +163,9 @@ def test_round_trip_reproduces_truth_grades_exactly(spark, day_lake):
 
 def test_consensus_averages_disagreeing_annotators(spark, day_lake):
     # Given two annotators where the second always moves the (true) grade by one step
-    jobs.run_annotation_round_trip(spark, day_lake, ds=DS, strategy="top", budget=0.2, seed=4, eval_splits=(), disagreement=1.0)
+    jobs.run_annotation_round_trip(
+        spark, day_lake, ds=DS, strategy="top", budget=0.2, seed=4, eval_splits=(), disagreement=1.0
+    )
     truth = _truth(day_lake)
     # When the consensus view aggregates them
     consensus = jobs.page_label_consensus(day_lake, ds=DS).collect()
@@ -162,18 +176,26 @@ def test_consensus_averages_disagreeing_annotators(spark, day_lake):
 
 def test_reimport_is_idempotent_and_a_changed_grade_wins_with_history(spark, day_lake):
     # Given a completed round trip
-    result = jobs.run_annotation_round_trip(spark, day_lake, ds=DS, strategy="stratified", budget=0.2, seed=4, eval_splits=())
+    result = jobs.run_annotation_round_trip(
+        spark, day_lake, ds=DS, strategy="stratified", budget=0.2, seed=4, eval_splits=()
+    )
     export_file = result.simulations[0].export_file
     version = day_lake.version("silver.page_labels")
     tasks_version = day_lake.version("silver.annotation_tasks")
-    before = sorted(day_lake.read_arrow("silver.page_labels").to_pylist(), key=lambda r: (r["page_id"], r["item_id"], r["annotator"]))
+    before = sorted(
+        day_lake.read_arrow("silver.page_labels").to_pylist(),
+        key=lambda r: (r["page_id"], r["item_id"], r["annotator"]),
+    )
     # When the same file is imported again
     again = jobs.ingest_page_labels(spark, day_lake, ds=DS, path=export_file)
     # Then nothing changes: no insert or update, no new Delta version, identical rows
     assert (again.inserted, again.updated, again.unchanged) == (0, 0, result.imports[0].accepted)
     assert day_lake.version("silver.page_labels") == version
     assert day_lake.version("silver.annotation_tasks") == tasks_version
-    after = sorted(day_lake.read_arrow("silver.page_labels").to_pylist(), key=lambda r: (r["page_id"], r["item_id"], r["annotator"]))
+    after = sorted(
+        day_lake.read_arrow("silver.page_labels").to_pylist(),
+        key=lambda r: (r["page_id"], r["item_id"], r["annotator"]),
+    )
     assert after == before
     # When one grade is changed in a later export
     export = json.loads(export_file.read_text())
@@ -187,9 +209,15 @@ def test_reimport_is_idempotent_and_a_changed_grade_wins_with_history(spark, day
     assert (changed.inserted, changed.updated) == (0, 1)
     item_id = export[0]["data"]["items"][0]["item_id"]
     annotator = export[0]["annotations"][0]["completed_by"]["email"]
+
     def grade_at(version_number=None):
         rows = day_lake.read_arrow("silver.page_labels", version=version_number).to_pylist()
-        return next(r["grade"] for r in rows if r["item_id"] == item_id and r["annotator"] == annotator and r["task_id"] == export[0]["data"]["task_id"])
+        return next(
+            r["grade"]
+            for r in rows
+            if r["item_id"] == item_id and r["annotator"] == annotator and r["task_id"] == export[0]["data"]["task_id"]
+        )
+
     assert grade_at() == (old_grade + 2) % 5 and grade_at(version) == old_grade
     assert day_lake.version("silver.page_labels") == version + 1
 
@@ -219,7 +247,11 @@ def test_each_reject_class_goes_to_rejects_with_a_reason(spark, day_lake, tmp_pa
     summary = jobs.ingest_page_labels(spark, day_lake, ds=DS, path=path)
     # Then only the good label lands and each bad class is refused with its reason
     assert summary.accepted == 1 and summary.rejected == 4
-    rejects = day_lake.read("bronze.rejects").where((F.col("job") == "ingest_page_labels") & (F.col("source") == str(path))).collect()
+    rejects = (
+        day_lake.read("bronze.rejects")
+        .where((F.col("job") == "ingest_page_labels") & (F.col("source") == str(path)))
+        .collect()
+    )
     reasons = sorted(row["reason"] for row in rejects)
     assert len(rejects) == 4
     assert any(r.startswith("unknown task no-such-task") for r in reasons)
@@ -249,7 +281,10 @@ def test_csv_import_refuses_missing_fields_unknown_items_and_bad_grades(spark, d
     summary = jobs.ingest_page_labels(spark, day_lake, ds=DS, path=path)
     # Then one label lands and each bad line is refused at its own row number
     assert summary.accepted == 1 and summary.rejected == 3
-    rejects = {row["row_number"]: row["reason"] for row in day_lake.read("bronze.rejects").where(F.col("source") == str(path)).collect()}
+    rejects = {
+        row["row_number"]: row["reason"]
+        for row in day_lake.read("bronze.rejects").where(F.col("source") == str(path)).collect()
+    }
     assert rejects[1].startswith("missing field grade")
     assert "out of range" in rejects[2]
     assert rejects[3].startswith("unknown item no-such-item")
@@ -265,7 +300,9 @@ def test_malformed_json_fails_clearly_and_writes_nothing(spark, day_lake, tmp_pa
     path = tmp_path / "broken.json"
     path.write_text('[{"id": 1, "data": {"task_id": "x"}, "annotations": [')
     # When imported, Then it fails naming the file and the JSON problem
-    with pytest.raises(LabelImportError, match=r"broken\.json: Label Studio export is not valid JSON.*nothing was imported"):
+    with pytest.raises(
+        LabelImportError, match=r"broken\.json: Label Studio export is not valid JSON.*nothing was imported"
+    ):
         jobs.ingest_page_labels(spark, day_lake, ds=DS, path=path)
     # And nothing was written anywhere
     assert not day_lake.exists("silver.page_labels")
@@ -320,7 +357,9 @@ def test_iso_label_rounds_find_true_boundaries_on_monotone_lists(spark, day_lake
     assert set(sides.values()) == {2}
     # And the cost table counts every iso-label item judged, below full annotation
     iso_cost = next(row for row in result.cost if row.strategy == "iso_label")
-    judged = {(task["page_id"], item["item_id"]) for task in _tasks(day_lake, strategy="iso_label") for item in task["items"]}
+    judged = {
+        (task["page_id"], item["item_id"]) for task in _tasks(day_lake, strategy="iso_label") for item in task["items"]
+    }
     assert iso_cost.items_labelled == len(judged) < iso_cost.full_annotation_items
 
 
@@ -332,9 +371,7 @@ def test_iso_label_rounds_terminate_on_noisy_grades_under_a_cap(spark, day_lake)
     )  # fmt: skip
     # Then the rounds stop by themselves, and no page was asked more than the cap
     assert result.iso_rounds[-1].done and len(result.iso_rounds) <= 6
-    judged = Counter(
-        task["page_id"] for task in _tasks(day_lake, strategy="iso_label") for _ in task["items"]
-    )
+    judged = Counter(task["page_id"] for task in _tasks(day_lake, strategy="iso_label") for _ in task["items"])
     assert judged and max(judged.values()) <= 6
     # And a round whose predecessor is missing is refused
     with pytest.raises(ValueError, match="run that round first"):

@@ -7,7 +7,6 @@ import json
 
 import pandas as pd
 import pytest
-import typer
 
 from smar.annotation.iso_label import run_search
 from smar.annotation.label_studio import annotations_export, build_task, parse_export
@@ -42,8 +41,12 @@ def test_select_page_items_top_and_full_record_ranks_and_display_positions():
 def test_display_order_depends_on_seed_and_round_only():
     # Given one page shown in full
     page = _page({"web": [0] * 8, "image": [0] * 4, "video": [0] * 3})
+
     def order(seed, round_number, frame=page):
-        return list(select_page_items(frame, strategy="full", budget=1.0, seed=seed, round_number=round_number)["item_id"])
+        return list(
+            select_page_items(frame, strategy="full", budget=1.0, seed=seed, round_number=round_number)["item_id"]
+        )
+
     # Then the same (seed, page, round) reproduces the order, even from shuffled input rows
     assert order(5, 0) == order(5, 0, page.sample(frac=1.0, random_state=3))
     # And another round or seed reshuffles it (15! orders: a collision would be a bug)
@@ -63,7 +66,11 @@ def test_random_strategy_draws_within_budget_and_reproducibly():
 def _run_rounds(grades_by_modality, **options):
     """Drive iso_label_page_round like the job does: labels of round r feed round r + 1."""
     page = _page(grades_by_modality).assign(label_round=None, mean_grade=None)
-    truth = {f"{m}-{rank}": grades[rank - 1] for m, grades in grades_by_modality.items() for rank in range(1, len(grades) + 1)}
+    truth = {
+        f"{m}-{rank}": grades[rank - 1]
+        for m, grades in grades_by_modality.items()
+        for rank in range(1, len(grades) + 1)
+    }
     rounds = 0
     while True:
         state = iso_label_page_round(page, round_number=rounds, seed=0, **options)
@@ -117,7 +124,9 @@ def test_iso_label_consensus_rounds_the_mean_half_up():
 # -- simulated annotators -------------------------------------------------------------------------------
 TASKS = [
     build_task("t1", "p1", "q1", "query one", [{"item_id": f"i{k}", "modality": "web"} for k in range(30)]),
-    build_task("t2", "p2", "q2", "query two", [{"item_id": "i0", "modality": "image"}, {"item_id": "a1", "modality": "answer"}]),
+    build_task(
+        "t2", "p2", "q2", "query two", [{"item_id": "i0", "modality": "image"}, {"item_id": "a1", "modality": "answer"}]
+    ),
 ]
 TRUTH = {**{("q1", f"i{k}"): k % 5 for k in range(30)}, ("q2", "i0"): 0, ("q2", "a1"): 4}
 
@@ -136,7 +145,7 @@ def test_noiseless_annotators_return_the_truth_and_the_export_parses_back():
 def test_noise_moves_every_grade_one_step_and_disagreement_separates_annotators():
     # Given noise = 1: every perceived grade is one step off, shared by both annotators
     noisy = simulate_grades(TASKS, TRUTH, n_annotators=2, noise=1.0, seed=2)
-    for (task_id, item_id, annotator), grade in noisy.grades.items():
+    for (task_id, item_id, _annotator), grade in noisy.grades.items():
         assert abs(grade - TRUTH[({"t1": "q1", "t2": "q2"}[task_id], item_id)]) == 1 and 0 <= grade <= 4
     first, second = annotator_names(2)
     assert all(noisy.grades[(t, i, first)] == noisy.grades[(t, i, second)] for (t, i, _) in noisy.grades)
@@ -153,6 +162,7 @@ def test_simulation_is_seeded_and_refuses_items_without_truth(tmp_path):
     # Given half-noisy annotators, Then the same seed gives the same grades and another seed not
     def grades(seed):
         return simulate_grades(TASKS, TRUTH, noise=0.5, disagreement=0.5, seed=seed).grades
+
     assert grades(3) == grades(3) and grades(3) != grades(4)
     # And the export file is what Label Studio would write
     path = write_simulated_export(TASKS, simulate_grades(TASKS, TRUTH, seed=3), tmp_path / "out" / "export.json")
@@ -164,12 +174,10 @@ def test_simulation_is_seeded_and_refuses_items_without_truth(tmp_path):
         simulate_grades(TASKS, {key: value for key, value in TRUTH.items() if key != ("q2", "a1")})
 
 
-def test_register_adds_the_annotation_commands():
-    # Given an empty Typer app, When the annotation commands are registered
-    from smar.annotation.commands import register
+def test_the_cli_has_the_annotation_commands():
+    # Given the smar command line
+    from smar.cli import app
 
-    app = typer.Typer()
-    register(app)
     # Then every command of the issue is there
     names = {command.name for command in app.registered_commands}
     assert {"build-tasks", "export-tasks", "import-labels", "simulate-annotators", "iso-label-round",

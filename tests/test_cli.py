@@ -27,23 +27,48 @@ def test_ingest_tables_and_a_failing_input(tmp_path: Path):
     # Given a malformed file, When ingested, Then the command exits non-zero naming the reason.
     bad = tmp_path / "search_logs.jsonl"
     bad.write_text("{broken\n" + json.dumps({"ds": "2026-11-01"}) + "\n")
-    failed = _run(["ingest", "--ds", "2026-11-01", "--source", "files", "--path", str(bad),
-                   "--table", "bronze.search_logs", "--warehouse", "wh"], tmp_path)
+    failed = _run(
+        [
+            "ingest",
+            "--ds",
+            "2026-11-01",
+            "--source",
+            "files",
+            "--path",
+            str(bad),
+            "--table",
+            "bronze.search_logs",
+            "--warehouse",
+            "wh",
+        ],
+        tmp_path,
+    )
     assert failed.returncode == 2
-    assert "reject fraction above" in failed.stdout and "malformed JSON" in failed.stdout
+    assert "reject fraction above" in failed.stderr and "malformed JSON" in failed.stderr
+    assert "Traceback" not in failed.stderr
 
 
 def test_expected_errors_exit_2_with_one_line_and_others_keep_their_traceback():
     import pytest
     import typer
 
-    from smar.cli import exit_code_2_on
+    from smar.cli.common import exit_codes
+    from smar.errors import ArtifactError, ConcurrentWriteError, MissingInput
 
-    with pytest.raises(typer.Exit) as refused:
-        with exit_code_2_on(ValueError, FileNotFoundError):
-            raise FileNotFoundError("no tasks file at x.json")
-    assert refused.value.exit_code == 2
-    assert isinstance(refused.value.__cause__, FileNotFoundError)
-    with pytest.raises(KeyError):
-        with exit_code_2_on(ValueError):
-            raise KeyError("not an expected error")
+    # Given refused input or a bad artifact, Then exit code 2 with the error chained
+    for refused_error in (MissingInput("no tasks file at x.json"), ArtifactError("corrupt state_dict")):
+        with pytest.raises(typer.Exit) as refused:
+            with exit_codes():
+                raise refused_error
+        assert refused.value.exit_code == 2
+        assert refused.value.__cause__ is refused_error
+    # And a lost race for a table slice: exit code 75 (try again)
+    with pytest.raises(typer.Exit) as raced:
+        with exit_codes():
+            raise ConcurrentWriteError("another run committed to bronze.items ds=2026-11-01 first")
+    assert raced.value.exit_code == 75
+    # And a bug, even a bare ValueError, keeps its traceback: it is not bad input
+    for bug in (KeyError("not an expected error"), ValueError("a caller passed an impossible argument")):
+        with pytest.raises(type(bug)):
+            with exit_codes():
+                raise bug

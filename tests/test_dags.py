@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -117,7 +117,7 @@ def smar_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Pat
 
 # -- helpers --------------------------------------------------------------------------------------
 def logical_date(ds: str) -> datetime:
-    return datetime.fromisoformat(ds).replace(tzinfo=timezone.utc)
+    return datetime.fromisoformat(ds).replace(tzinfo=UTC)
 
 
 def task_states(dag_run) -> dict[str, str]:
@@ -179,7 +179,9 @@ def assert_same_rows(after: TableRows, before: TableRows) -> None:
     for table, rows in before.items():
         assert len(after[table]) == len(rows), f"{table}: {len(rows)} rows became {len(after[table])}"
         after_by_key = sorted(after[table], key=lambda row: repr(row[0]))
-        for (exact, floats), (exact_after, floats_after) in zip(sorted(rows, key=lambda row: repr(row[0])), after_by_key):
+        for (exact, floats), (exact_after, floats_after) in zip(
+            sorted(rows, key=lambda row: repr(row[0])), after_by_key
+        ):
             assert exact_after == exact, f"{table}: row changed: {exact} -> {exact_after}"
             assert [key for key, _ in floats_after] == [key for key, _ in floats]
             for (key, value), (_, value_after) in zip(floats, floats_after):
@@ -245,7 +247,9 @@ def test_schedules_and_assets_tie_the_dags_together(dagbag, common) -> None:
     outlets = {task.task_id: {asset.name for asset in task.outlets} for task in dags["daily_scoring"].tasks}
     assert outlets["score_single_modal"] == {"silver.single_modal_scores"}
     assert outlets["export_annotation_tasks"] == {"silver.annotation_tasks"}
-    assert {asset.name for asset in dags["train_and_replay"].get_task("record_decision").outlets} == {"gold.ab_decisions"}
+    assert {asset.name for asset in dags["train_and_replay"].get_task("record_decision").outlets} == {
+        "gold.ab_decisions"
+    }
 
 
 def test_every_spark_task_sets_retries_timeout_and_durable(dagbag) -> None:
@@ -338,8 +342,14 @@ def test_cluster_deployment_commands_carry_wheel_environment_and_gpus_for_scorin
 
     def command(job: str, gpu: bool) -> list[str]:
         arguments = common.spark_job_arguments(job, gpu=gpu, deployment=deployment)
-        hook = SparkSubmitHook(conf=arguments["conf"], py_files=arguments["py_files"], archives=arguments["archives"],
-                               packages=arguments["packages"], name=arguments["name"], application_args=["--ds", DS])
+        hook = SparkSubmitHook(
+            conf=arguments["conf"],
+            py_files=arguments["py_files"],
+            archives=arguments["archives"],
+            packages=arguments["packages"],
+            name=arguments["name"],
+            application_args=["--ds", DS],
+        )
         return hook._build_spark_submit_command(arguments["application"])
 
     # When the scoring job and the ingest job are built
@@ -366,7 +376,10 @@ def test_label_window_prefers_last_day_then_latest_event_day_then_ds(common) -> 
     # Then the window ends with the latest labelled day, spans window_days days, and falls back to ds
     assert common.label_window(events, "2026-10-01", 3) == {"ds_start": "2026-10-30", "ds_end": "2026-11-01"}
     assert common.label_window([], "2026-10-01", 1) == {"ds_start": "2026-10-01", "ds_end": "2026-10-01"}
-    assert common.label_window(events, None, 2, last_day="2026-10-15") == {"ds_start": "2026-10-14", "ds_end": "2026-10-15"}
+    assert common.label_window(events, None, 2, last_day="2026-10-15") == {
+        "ds_start": "2026-10-14",
+        "ds_end": "2026-10-15",
+    }
     with pytest.raises(ValueError):
         common.label_window([], None, 7)
 
@@ -389,13 +402,19 @@ def test_label_exports_found_for_the_day_only(tmp_path: Path, common) -> None:
 
 def test_latest_run_and_decision_are_picked_by_method_and_days(common) -> None:
     # Given registry rows of several methods, windows and budgets (e: a sweep's emulated budget)
-    older, newer = datetime(2026, 11, 2, tzinfo=timezone.utc), datetime(2026, 11, 3, tzinfo=timezone.utc)
+    older, newer = datetime(2026, 11, 2, tzinfo=UTC), datetime(2026, 11, 3, tzinfo=UTC)
     runs = [
         {"run_id": "a", "method": "smar_pairwise", "train_ds": "2026-10-31,2026-11-01", "created_at": older},
         {"run_id": "b", "method": "smar_pairwise", "train_ds": "2026-10-31,2026-11-01", "created_at": newer},
         {"run_id": "c", "method": "sft", "train_ds": "2026-10-31,2026-11-01", "created_at": newer},
         {"run_id": "d", "method": "smar_pairwise", "train_ds": "2026-11-01", "created_at": newer},
-        {"run_id": "e", "method": "smar_pairwise", "train_ds": "2026-10-31,2026-11-01", "created_at": newer, "budget": 0.1},
+        {
+            "run_id": "e",
+            "method": "smar_pairwise",
+            "train_ds": "2026-10-31,2026-11-01",
+            "created_at": newer,
+            "budget": 0.1,
+        },
     ]
     # Then the newest run of the method on exactly that window, with the labels as annotated, is picked
     assert common.latest_run_id(runs, method="smar_pairwise", ds_start="2026-10-31", ds_end=DS) == "b"
@@ -416,16 +435,18 @@ def bootstrap_rankers(paths: dict[str, Path]) -> None:
     does once before daily_scoring can score), through the job functions in this process."""
     from smar.config import SmarSettings
     from smar.engine import spark_session
+    from smar.ingest.jobs import run_ingest
     from smar.lake import Lakehouse
-    from smar.pipeline import run_ingest
-    from smar.single_modal import train_single_modal
+    from smar.single_modal.jobs import train_single_modal
 
     settings = SmarSettings(warehouse=paths["warehouse"], artifacts=paths["artifacts"], reports=paths["reports"])
     days = [(date.fromisoformat(DS) - timedelta(days=offset)).isoformat() for offset in (2, 1, 0)]
     with spark_session("embedded", app_name="test-dags-bootstrap") as spark:
         lake = Lakehouse(spark, settings)
         for day in days:
-            run_ingest(spark, lake, ds=day, source="generator", size="tiny", seed=settings.seed, run_quality_checks=False)
+            run_ingest(
+                spark, lake, ds=day, source="generator", size="tiny", seed=settings.seed, run_quality_checks=False
+            )
     train_single_modal(Lakehouse(None, settings), ds_list=days, epochs=1, seed=settings.seed)
 
 
@@ -456,10 +477,10 @@ def test_daily_scoring_then_labels_then_train_and_replay_end_to_end(dagbag, smar
     assert_same_rows(table_rows(smar_paths["warehouse"]), tables)
 
     # When the (simulated) annotators answer and page_labels picks their export up
+    from smar.annotation.jobs import simulate_annotators
     from smar.config import SmarSettings
     from smar.engine import spark_session
     from smar.lake import Lakehouse
-    from smar.annotation.jobs import simulate_annotators
 
     with spark_session("embedded", app_name="test-dags-annotators") as spark:
         settings = SmarSettings()

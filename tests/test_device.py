@@ -9,7 +9,7 @@ import torch
 from pyspark import TaskContext
 from pyspark.resource import ResourceInformation
 
-from smar.rankers.device import select_device
+from smar.single_modal.rankers.device import select_device
 
 
 class _FakeTaskContext:
@@ -93,7 +93,7 @@ def test_auto_task_gpu_but_no_cuda_runs_on_cpu_with_a_warning(monkeypatch, caplo
     _inside_task(monkeypatch, {"gpu": ResourceInformation("gpu", ["0"])})
     _cuda(monkeypatch, available=False)
     # When
-    with caplog.at_level(logging.WARNING, logger="smar.rankers.device"):
+    with caplog.at_level(logging.WARNING, logger="smar.single_modal.rankers.device"):
         device = select_device("auto")
     # Then the CPU, and the fallback is logged, not silent
     assert device == torch.device("cpu")

@@ -9,17 +9,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from smar.rankers import encoder as encoder_module
-from smar.rankers.encoder import (
+from smar.single_modal.rankers import encoder as encoder_module
+from smar.single_modal.rankers.encoder import (
     TEXT_EMBEDDING_DIM,
     encode_unique,
     encoder_load_count,
     get_text_encoder,
     rows_encoded_count,
 )
-from smar.rankers.features import build_feature_arrays
-from smar.rankers.models import build_ranker
-from smar.rankers.training import score_frame
+from smar.single_modal.rankers.features import build_feature_arrays
+from smar.single_modal.rankers.models import build_ranker
+from smar.single_modal.rankers.training import score_frame
 
 
 @pytest.fixture(scope="module")

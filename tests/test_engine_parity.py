@@ -18,10 +18,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from smar.lake import conform
 from smar.contracts import load_contract
-from smar.sources import land_json_lines
-from smar.validation import validate_rows
+from smar.ingest.sources import land_json_lines
+from smar.ingest.validation import validate_rows
+from smar.lake import conform
 
 pytestmark = pytest.mark.classic
 
@@ -30,10 +30,20 @@ pytestmark = pytest.mark.classic
 def landing_file(tmp_path_factory):
     rows = []
     for index in range(6):
-        rows.append({"ds": "2026-11-01", "request_id": f"r{index % 4}", "query_id": "q", "query_text": "tea",
-                     "item_id": f"i{index}", "modality": ["web", "image", "audio", "video", "web", "answer"][index],
-                     "position": 1, "clicked": [0, 1, 1, 2, 0, 1][index],
-                     "dwell_seconds": [None, 3.0, 4.0, 1.0, -1.0, 9.5][index], "source": "file"})
+        rows.append(
+            {
+                "ds": "2026-11-01",
+                "request_id": f"r{index % 4}",
+                "query_id": "q",
+                "query_text": "tea",
+                "item_id": f"i{index}",
+                "modality": ["web", "image", "audio", "video", "web", "answer"][index],
+                "position": 1,
+                "clicked": [0, 1, 1, 2, 0, 1][index],
+                "dwell_seconds": [None, 3.0, 4.0, 1.0, -1.0, 9.5][index],
+                "source": "file",
+            }
+        )
     lines = [json.dumps(row).encode() for row in rows] + [b"{not json", b'{"ds": "2026-11-01"}']
     source = tmp_path_factory.mktemp("parity") / "search_logs.jsonl"
     source.write_bytes(b"\n".join(lines))
@@ -52,20 +62,30 @@ def _outcome(session, path: str):
 
 def _run_classic(body: str) -> object:
     """Run `body` (which sets `result`) against classic local Spark in a child process."""
-    script = textwrap.dedent("""
+    script = (
+        textwrap.dedent("""
         import json, sys
         from smar.engine import classic_local_session
         spark = classic_local_session()
         spark.sparkContext.setLogLevel("ERROR")
-    """) + textwrap.dedent(body) + "\nprint('RESULT' + json.dumps(result, default=str))\nspark.stop()\n"
+    """)
+        + textwrap.dedent(body)
+        + "\nprint('RESULT' + json.dumps(result, default=str))\nspark.stop()\n"
+    )
     # The parent's Connect session marks the environment as Connect mode; the child must not inherit it.
-    environment = {k: v for k, v in os.environ.items() if k not in ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE", "SPARK_LOCAL_REMOTE")}
+    environment = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE", "SPARK_LOCAL_REMOTE")
+    }
     repository = str(Path(__file__).resolve().parents[1])
     environment["PYTHONPATH"] = os.pathsep.join(filter(None, [repository, environment.get("PYTHONPATH")]))
-    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=environment)
+    completed = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=environment
+    )
     assert completed.returncode == 0, completed.stderr[-3000:]
-    line = [l for l in completed.stdout.splitlines() if l.startswith("RESULT")][-1]
-    return json.loads(line[len("RESULT"):])
+    line = [text for text in completed.stdout.splitlines() if text.startswith("RESULT")][-1]
+    return json.loads(line[len("RESULT") :])
 
 
 def _normalise(outcome):
@@ -91,8 +111,16 @@ def test_validation_gives_the_same_rows_and_reasons_on_both_engines(spark, landi
 
 def _conformed_items(session):
     contract = load_contract("bronze.items")
-    data = pa.table({"ds": ["d"], "item_id": ["i"], "modality": ["image"], "visual_embedding": [[0.5, 1.5]],
-                     "impression_count": [3], "source": ["g"]}).to_pandas()
+    data = pa.table(
+        {
+            "ds": ["d"],
+            "item_id": ["i"],
+            "modality": ["image"],
+            "visual_embedding": [[0.5, 1.5]],
+            "impression_count": [3],
+            "source": ["g"],
+        }
+    ).to_pandas()
     frame = conform(session.createDataFrame(data), contract)
     return {"schema": frame.schema.simpleString(), "rows": [list(row) for row in frame.collect()]}
 

@@ -11,8 +11,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from smar.eval_command import eval_app, run_eval
-from smar.trec_files import InputFileError, read_run
+from smar.cli.evaluate import eval_app, run_eval
+from smar.metrics.trec_files import InputFileError, read_run
 
 runner = CliRunner()
 
@@ -121,12 +121,17 @@ def test_ties_option(tmp_path: Path) -> None:
 
 def test_csv_files_are_detected_and_agree_with_trec(tmp_path: Path, trec_files: tuple[Path, Path]) -> None:
     # Given the same judgements and run as CSV with headers
-    qrels_csv = write(tmp_path, "qrels.csv", "qid,pid,rel\n" + "".join(
-        f"{q},{d},{r}\n" for q, _, d, r in (line.split() for line in QRELS.splitlines())
-    ))
-    run_csv = write(tmp_path, "run.csv", "qid,pid,score\n" + "".join(
-        f"{q},{d},{s}\n" for q, _, d, _, s, _ in (line.split() for line in RUN.splitlines())
-    ))
+    qrels_csv = write(
+        tmp_path,
+        "qrels.csv",
+        "qid,pid,rel\n" + "".join(f"{q},{d},{r}\n" for q, _, d, r in (line.split() for line in QRELS.splitlines())),
+    )
+    run_csv = write(
+        tmp_path,
+        "run.csv",
+        "qid,pid,score\n"
+        + "".join(f"{q},{d},{s}\n" for q, _, d, _, s, _ in (line.split() for line in RUN.splitlines())),
+    )
     arguments = ["-m", "map", "-m", "ndcg_cut_2", "-m", "err_3", "-q"]
     from_csv = invoke("--qrels", qrels_csv, "--run", run_csv, *arguments)
     from_trec = invoke("--qrels", trec_files[0], "--run", trec_files[1], *arguments)

@@ -7,7 +7,8 @@ import pyarrow.compute as pc
 import pytest
 
 from smar.contracts import load_contract
-from smar.generator import MODALITIES, GeneratorConfig, generate_day
+from smar.ingest.generator import GeneratorConfig, generate_day
+from smar.vocabulary import MODALITIES
 
 
 @pytest.fixture(scope="module")

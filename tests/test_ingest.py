@@ -9,18 +9,27 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from smar.ingest import IngestRejectedError
-from smar.pipeline import run_ingest, write_generated_files
-from smar.sources import SourceError
+from smar.errors import IngestRejected, SourceError
+from smar.ingest.jobs import run_ingest, write_generated_files
 
 DS = "2026-11-01"
 
 
 def _impression(**overrides):
     row = {
-        "ds": DS, "request_id": "r1", "query_id": "q1", "query_text": "tea", "user_id": "u1",
-        "request_ts": "2026-11-01T10:00:00Z", "item_id": "w1", "modality": "web", "position": 1,
-        "production_score": 12.5, "clicked": 1, "dwell_seconds": 30.0, "source": "file",
+        "ds": DS,
+        "request_id": "r1",
+        "query_id": "q1",
+        "query_text": "tea",
+        "user_id": "u1",
+        "request_ts": "2026-11-01T10:00:00Z",
+        "item_id": "w1",
+        "modality": "web",
+        "position": 1,
+        "production_score": 12.5,
+        "clicked": 1,
+        "dwell_seconds": 30.0,
+        "source": "file",
     }
     row.update(overrides)
     return row
@@ -37,16 +46,16 @@ def bad_logs(tmp_path: Path) -> Path:
     missing = _impression(request_id="m1")
     del missing["query_id"]
     lines = good + [
-        json.dumps(missing).encode(),                                              # 4 missing column
-        json.dumps(_impression(request_id="t1", position="first")).encode(),       # 5 wrong type
-        json.dumps(_impression(request_id=None)).encode(),                         # 6 null key
-        json.dumps(_impression(request_id="r0", position=1)).encode(),             # 7 duplicate key
-        json.dumps(_impression(request_id="x1", modality="audio")).encode(),       # 8 unknown modality
-        json.dumps(_impression(request_id="x2", dwell_seconds=-3.0)).encode(),     # 9 negative dwell
-        json.dumps(_impression(request_id="x3", clicked=2)).encode(),              # 10 click not 0/1
-        b'{"ds": "2026-11-01", "request_id": "broken"',                            # 11 malformed JSON
-        b'{"ds": "2026-11-01", "query_text": "caf\xe9"}',                          # 12 undecodable text
-        json.dumps(_impression(request_id="x4", ds="2026-10-31")).encode(),        # 13 other day
+        json.dumps(missing).encode(),  # 4 missing column
+        json.dumps(_impression(request_id="t1", position="first")).encode(),  # 5 wrong type
+        json.dumps(_impression(request_id=None)).encode(),  # 6 null key
+        json.dumps(_impression(request_id="r0", position=1)).encode(),  # 7 duplicate key
+        json.dumps(_impression(request_id="x1", modality="audio")).encode(),  # 8 unknown modality
+        json.dumps(_impression(request_id="x2", dwell_seconds=-3.0)).encode(),  # 9 negative dwell
+        json.dumps(_impression(request_id="x3", clicked=2)).encode(),  # 10 click not 0/1
+        b'{"ds": "2026-11-01", "request_id": "broken"',  # 11 malformed JSON
+        b'{"ds": "2026-11-01", "query_text": "caf\xe9"}',  # 12 undecodable text
+        json.dumps(_impression(request_id="x4", ds="2026-10-31")).encode(),  # 13 other day
     ]
     return _write_lines(tmp_path / "search_logs.jsonl", lines)
 
@@ -56,8 +65,16 @@ def _rejects_by_row(lake) -> dict[int, str]:
 
 
 def test_every_reject_class_lands_in_rejects_with_its_reason(spark, lake, bad_logs):
-    results = run_ingest(spark, lake, ds=DS, source="files", path=bad_logs, table="bronze.search_logs",
-                         max_reject_fraction=1.0, run_quality_checks=False)
+    results = run_ingest(
+        spark,
+        lake,
+        ds=DS,
+        source="files",
+        path=bad_logs,
+        table="bronze.search_logs",
+        max_reject_fraction=1.0,
+        run_quality_checks=False,
+    )
     reasons = _rejects_by_row(lake)
     assert "missing column(s): query_id" in reasons[4]
     assert "column 'position': value 'first' is not a valid int" in reasons[5]
@@ -79,9 +96,17 @@ def test_every_reject_class_lands_in_rejects_with_its_reason(spark, lake, bad_lo
 
 
 def test_over_the_threshold_only_rejects_are_written_and_the_run_fails(spark, lake, bad_logs):
-    with pytest.raises(IngestRejectedError, match=r"reject fraction above 5.0%.*bronze.search_logs: 10/14"):
-        run_ingest(spark, lake, ds=DS, source="files", path=bad_logs, table="bronze.search_logs",
-                   max_reject_fraction=0.05, run_quality_checks=False)
+    with pytest.raises(IngestRejected, match=r"reject fraction above 5.0%.*bronze.search_logs: 10/14"):
+        run_ingest(
+            spark,
+            lake,
+            ds=DS,
+            source="files",
+            path=bad_logs,
+            table="bronze.search_logs",
+            max_reject_fraction=0.05,
+            run_quality_checks=False,
+        )
     assert lake.read("bronze.rejects").count() == 10
     assert not lake.exists("bronze.search_logs")
 
@@ -93,7 +118,7 @@ def test_a_parquet_file_missing_a_required_column_is_refused_row_by_row(spark, l
         del row["request_ts"]
     path = tmp_path / "search_logs.parquet"
     pq.write_table(pa.Table.from_pylist(rows), path)
-    with pytest.raises(IngestRejectedError):
+    with pytest.raises(IngestRejected):
         run_ingest(spark, lake, ds=DS, source="files", path=path, table="bronze.search_logs", run_quality_checks=False)
     reasons = set(_rejects_by_row(lake).values())
     assert reasons == {"missing column(s): modality"}
@@ -105,17 +130,19 @@ def test_rerunning_the_same_day_gives_the_same_tables(spark, lake, tmp_path):
     snapshots = []
     for _ in range(2):
         run_ingest(spark, lake, ds=DS, source="files", path=raw, run_quality_checks=False)
-        snapshots.append({
-            name: sorted(map(str, lake.read(name).drop("rejected_at").collect()))
-            for name in ("bronze.search_logs", "bronze.items", "bronze.users", "truth.relevance", "bronze.rejects")
-        })
+        snapshots.append(
+            {
+                name: sorted(map(str, lake.read(name).drop("rejected_at").collect()))
+                for name in ("bronze.search_logs", "bronze.items", "bronze.users", "truth.relevance", "bronze.rejects")
+            }
+        )
     assert snapshots[0] == snapshots[1]
     assert len(snapshots[0]["bronze.search_logs"]) == 900
     assert snapshots[0]["bronze.rejects"] == []
 
 
 def test_generator_source_round_trips_exactly(spark, lake):
-    from smar.generator import generate_day
+    from smar.ingest.generator import generate_day
 
     run_ingest(spark, lake, ds=DS, source="generator", size="tiny", seed=5, run_quality_checks=False)
     expected = generate_day(DS, size="tiny", seed=5).search_logs.to_pandas()

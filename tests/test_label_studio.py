@@ -239,9 +239,7 @@ def test_missing_fields_are_refused():
 
 def test_cancelled_annotations_and_duplicates_are_refused():
     export = _one_annotation_export([_choice(0, "1"), _choice(0, "2")])
-    export[0]["annotations"].append(
-        {"completed_by": 8, "updated_at": "x", "was_cancelled": True, "result": []}
-    )
+    export[0]["annotations"].append({"completed_by": 8, "updated_at": "x", "was_cancelled": True, "result": []})
     rows, rejected = parse_export(json.dumps(export))
     assert [(row.item_id, row.grade) for row in rows] == [("w1", 1)]
     assert "duplicate grade for item w1" in rejected[0].reason

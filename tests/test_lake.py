@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from deltalake import DeltaTable
 from pyspark.sql import functions as F
 
-REJECT_COLUMNS = "ds string, job string, target_table string, source string, row_number long, reason string, raw_payload string"
+REJECT_COLUMNS = (
+    "ds string, job string, target_table string, source string, row_number long, reason string, raw_payload string"
+)
 
 
 def _rejects(spark, rows):
@@ -27,15 +29,27 @@ def test_table_path_follows_layer_and_name(lake, settings):
 
 def test_overwrite_slice_replaces_only_its_partition_and_is_idempotent(spark, lake):
     # Given two days of rejects
-    lake.overwrite_slice(_rejects(spark, [("2026-11-01", "ingest", "t", "s", 1, "a", "{}")]), "bronze.rejects", {"ds": "2026-11-01", "job": "ingest"})
-    lake.overwrite_slice(_rejects(spark, [("2026-11-02", "ingest", "t", "s", 2, "b", "{}")]), "bronze.rejects", {"ds": "2026-11-02", "job": "ingest"})
+    lake.overwrite_slice(
+        _rejects(spark, [("2026-11-01", "ingest", "t", "s", 1, "a", "{}")]),
+        "bronze.rejects",
+        {"ds": "2026-11-01", "job": "ingest"},
+    )
+    lake.overwrite_slice(
+        _rejects(spark, [("2026-11-02", "ingest", "t", "s", 2, "b", "{}")]),
+        "bronze.rejects",
+        {"ds": "2026-11-02", "job": "ingest"},
+    )
     # When day 1 is rewritten twice with new rows
-    replacement = _rejects(spark, [("2026-11-01", "ingest", "t", "s", 3, "c", "{}"), ("2026-11-01", "ingest", "t", "s", 4, "d", "{}")])
+    replacement = _rejects(
+        spark, [("2026-11-01", "ingest", "t", "s", 3, "c", "{}"), ("2026-11-01", "ingest", "t", "s", 4, "d", "{}")]
+    )
     lake.overwrite_slice(replacement, "bronze.rejects", {"ds": "2026-11-01", "job": "ingest"})
     lake.overwrite_slice(replacement, "bronze.rejects", {"ds": "2026-11-01", "job": "ingest"})
     # Then day 1 holds exactly the replacement and day 2 is untouched
     assert _sorted(lake.read("bronze.rejects"), "ds", "row_number") == [
-        ("2026-11-01", 3), ("2026-11-01", 4), ("2026-11-02", 2)
+        ("2026-11-01", 3),
+        ("2026-11-01", 4),
+        ("2026-11-02", 2),
     ]
 
 
@@ -53,8 +67,14 @@ def test_overwrite_slice_with_nested_columns_is_idempotent(spark, lake):
 
 
 def test_an_empty_rerun_clears_the_slice(spark, lake):
-    lake.overwrite_slice(_rejects(spark, [("2026-11-01", "ingest", "t", "s", 1, "a", "{}")]), "bronze.rejects", {"ds": "2026-11-01", "job": "ingest"})
-    lake.overwrite_slice(spark.createDataFrame([], REJECT_COLUMNS), "bronze.rejects", {"ds": "2026-11-01", "job": "ingest"})
+    lake.overwrite_slice(
+        _rejects(spark, [("2026-11-01", "ingest", "t", "s", 1, "a", "{}")]),
+        "bronze.rejects",
+        {"ds": "2026-11-01", "job": "ingest"},
+    )
+    lake.overwrite_slice(
+        spark.createDataFrame([], REJECT_COLUMNS), "bronze.rejects", {"ds": "2026-11-01", "job": "ingest"}
+    )
     assert lake.read("bronze.rejects").count() == 0
 
 
@@ -82,7 +102,7 @@ def test_read_at_version_and_history(spark, lake):
 
 
 def test_tables_written_by_the_engine_read_back_the_same_with_deltalake(spark, lake):
-    when = datetime(2026, 11, 1, 12, tzinfo=timezone.utc)
+    when = datetime(2026, 11, 1, 12, tzinfo=UTC)
     frame = _rejects(spark, [("d", "j", "t", "s", 7, "r", '{"a":1}')]).withColumn("rejected_at", F.lit(when))
     lake.append(frame, "bronze.rejects")
     through_delta_rs = DeltaTable(lake.uri("bronze.rejects")).to_pyarrow_table().to_pylist()
@@ -105,7 +125,10 @@ def test_list_tables_reports_versions_and_counts(spark, lake):
 
 def test_writing_without_a_required_column_is_a_clear_error(spark, lake):
     with pytest.raises(ValueError, match="required column 'reason' is missing"):
-        lake.append(spark.createDataFrame([("d", "j", "t", "s")], "ds string, job string, target_table string, source string"), "bronze.rejects")
+        lake.append(
+            spark.createDataFrame([("d", "j", "t", "s")], "ds string, job string, target_table string, source string"),
+            "bronze.rejects",
+        )
 
 
 def test_reading_a_missing_table_names_it(lake):

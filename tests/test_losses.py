@@ -28,9 +28,7 @@ def _log_sum_exp(values: list[float]) -> float:
 
 def _plackett_luce_nll(scores_in_order: list[float]) -> float:
     # -log P(order) = sum_k [log sum_{j >= k} exp(s_j) - s_k]
-    return sum(
-        _log_sum_exp(scores_in_order[k:]) - scores_in_order[k] for k in range(len(scores_in_order))
-    )
+    return sum(_log_sum_exp(scores_in_order[k:]) - scores_in_order[k] for k in range(len(scores_in_order)))
 
 
 def _tensor(rows, dtype=torch.float64, requires_grad=False) -> torch.Tensor:
@@ -101,12 +99,8 @@ def test_list_mle_random_ties_use_both_orders_and_the_generator():
         seen.add(round(value, 9))
     assert seen == either
     # And one seed gives one answer
-    first = list_mle(
-        scores, relevance, mask, tie_break="random", generator=torch.Generator().manual_seed(3)
-    )
-    again = list_mle(
-        scores, relevance, mask, tie_break="random", generator=torch.Generator().manual_seed(3)
-    )
+    first = list_mle(scores, relevance, mask, tie_break="random", generator=torch.Generator().manual_seed(3))
+    again = list_mle(scores, relevance, mask, tie_break="random", generator=torch.Generator().manual_seed(3))
     assert first.item() == again.item()
 
 
@@ -148,8 +142,7 @@ def test_softmax_cross_entropy_matches_hand_computation_and_masks_padding():
     target_norm = _log_sum_exp([2.0, 0.0, 1.0])
     score_norm = _log_sum_exp([1.0, 2.0, 0.0])
     expected = -sum(
-        math.exp(grade - target_norm) * (score - score_norm)
-        for grade, score in [(2.0, 1.0), (0.0, 2.0), (1.0, 0.0)]
+        math.exp(grade - target_norm) * (score - score_norm) for grade, score in [(2.0, 1.0), (0.0, 2.0), (1.0, 0.0)]
     )
     loss = softmax_cross_entropy(scores, relevance, mask)
     assert loss.item() == pytest.approx(expected, rel=1e-12)
@@ -189,9 +182,7 @@ def test_lambda_loss_matches_hand_computation(gain_name, gain):
     relevance = _tensor([[2.0, 0.0, 1.0, NAN]])
     mask = torch.tensor([[True, True, True, False]])
     loss = lambda_loss_ndcg(scores, relevance, mask, gain=gain_name)
-    assert loss.item() == pytest.approx(
-        _lambda_expected([0.5, 2.0, 1.0], [2, 0, 1], gain), rel=1e-12
-    )
+    assert loss.item() == pytest.approx(_lambda_expected([0.5, 2.0, 1.0], [2, 0, 1], gain), rel=1e-12)
     loss.backward()
     assert torch.isfinite(scores.grad).all() and scores.grad[0, 3] == 0
     assert scores.grad[0, 0] < 0 < scores.grad[0, 1]
@@ -212,9 +203,7 @@ def test_lambda_loss_skips_pages_with_one_grade_only():
 def _intra_fixture(requires_grad: bool = False):
     # Page 1: items 0, 1 of modality 0 and 2, 3 of modality 1, one padded column.
     # Page 2: items 0, 1, 2 of modality 0 (items 0 and 1 tied in g), two padded columns.
-    scores = _tensor(
-        [[0.2, 0.5, 1.0, 0.0, NAN], [3.0, 0.0, 0.0, NAN, NAN]], requires_grad=requires_grad
-    )
+    scores = _tensor([[0.2, 0.5, 1.0, 0.0, NAN], [3.0, 0.0, 0.0, NAN, NAN]], requires_grad=requires_grad)
     single_modal = _tensor([[0.9, 0.1, 0.3, 0.8, NAN], [0.5, 0.5, 0.2, NAN, NAN]])
     modality_ids = torch.tensor([[0, 0, 1, 1, -1], [0, 0, 0, -1, -1]])
     mask = torch.tensor([[True, True, True, True, False], [True, True, True, False, False]])
@@ -224,9 +213,7 @@ def _intra_fixture(requires_grad: bool = False):
 
 def test_intra_modal_pairwise_hinge_matches_hand_computation():
     scores, single_modal, modality_ids, mask, weights = _intra_fixture(requires_grad=True)
-    result = intra_modal_pairwise_hinge(
-        scores, single_modal, modality_ids, mask, margin=1.0, modality_weights=weights
-    )
+    result = intra_modal_pairwise_hinge(scores, single_modal, modality_ids, mask, margin=1.0, modality_weights=weights)
     # Modality 0 pairs: page 1 (0 over 1): max(0, 1 - (0.2 - 0.5)) = 1.3;
     # page 2 (0 over 2): max(0, 1 - 3) = 0, (1 over 2): max(0, 1 - 0) = 1; the tie 0~1 gives none.
     modality_0 = (1.3 + 0.0 + 1.0) / 3
@@ -243,18 +230,14 @@ def test_intra_modal_pairwise_hinge_matches_hand_computation():
 
 def test_intra_modal_pairwise_hinge_margin_changes_the_value():
     scores, single_modal, modality_ids, mask, weights = _intra_fixture()
-    result = intra_modal_pairwise_hinge(
-        scores, single_modal, modality_ids, mask, margin=0.0, modality_weights=weights
-    )
+    result = intra_modal_pairwise_hinge(scores, single_modal, modality_ids, mask, margin=0.0, modality_weights=weights)
     # With margin 0 only violated pairs count: 0.3 (page 1, modality 0) and 1.0 (modality 1)
     assert result.by_modality.tolist() == pytest.approx([0.3 / 3, 1.0, 0.0])
 
 
 def test_intra_modal_list_mle_matches_hand_computation():
     scores, single_modal, modality_ids, mask, weights = _intra_fixture(requires_grad=True)
-    result = intra_modal_list_mle(
-        scores, single_modal, modality_ids, mask, modality_weights=weights
-    )
+    result = intra_modal_list_mle(scores, single_modal, modality_ids, mask, modality_weights=weights)
     # Modality 0: page 1 order (0, 1) -> f [0.2, 0.5]; page 2 order (0, 1, 2), tie by slate order
     modality_0 = (_plackett_luce_nll([0.2, 0.5]) + _plackett_luce_nll([3.0, 0.0, 0.0])) / 2
     # Modality 1: page 1 order (3, 2) -> f [0.0, 1.0]; page 2 has none, so it is not averaged in
@@ -268,9 +251,7 @@ def test_intra_modal_list_mle_matches_hand_computation():
 def test_intra_modal_refuses_modality_ids_out_of_range():
     scores, single_modal, modality_ids, mask, _ = _intra_fixture()
     with pytest.raises(ValueError, match="modality ids"):
-        intra_modal_pairwise_hinge(
-            scores, single_modal, modality_ids, mask, modality_weights=_tensor([1.0])
-        )
+        intra_modal_pairwise_hinge(scores, single_modal, modality_ids, mask, modality_weights=_tensor([1.0]))
 
 
 # ---- anchors and the combined loss ----------------------------------------------------------
@@ -296,9 +277,7 @@ def test_smar_loss_adds_its_parts(intra_loss):
     # Given the intra-modal fixture, page grades on three items of page 1 and two of page 2
     scores, single_modal, modality_ids, item_mask, weights = _intra_fixture(requires_grad=True)
     page_relevance = _tensor([[2.0, NAN, 1.0, 0.0, NAN], [1.0, 0.0, NAN, NAN, NAN]])
-    page_mask = torch.tensor(
-        [[True, False, True, True, False], [True, True, False, False, False]]
-    )
+    page_mask = torch.tensor([[True, False, True, True, False], [True, True, False, False, False]])
     anchors = AnchorPairs(
         torch.tensor([[2, 0], [0, 0]]),
         torch.tensor([[1, 0], [2, 0]]),
@@ -306,9 +285,17 @@ def test_smar_loss_adds_its_parts(intra_loss):
     )
     # When
     parts = smar_loss(
-        scores, page_relevance, page_mask, single_modal, modality_ids, item_mask,
-        modality_weights=weights, intra_weight=0.3, intra_loss=intra_loss,
-        anchor_pairs=anchors, anchor_weight=2.0,
+        scores,
+        page_relevance,
+        page_mask,
+        single_modal,
+        modality_ids,
+        item_mask,
+        modality_weights=weights,
+        intra_weight=0.3,
+        intra_loss=intra_loss,
+        anchor_pairs=anchors,
+        anchor_weight=2.0,
     )
     # Then page = ListMLE over page 1 order (0, 2, 3) and page 2 order (0, 1)
     page = (_plackett_luce_nll([0.2, 1.0, 0.0]) + _plackett_luce_nll([3.0, 0.0])) / 2
@@ -335,8 +322,15 @@ def test_smar_loss_selects_the_page_loss(page_loss):
     scores, single_modal, modality_ids, item_mask, weights = _intra_fixture()
     page_relevance = _tensor([[2.0, 0.0, 1.0, 0.0, NAN], [1.0, 0.0, 2.0, NAN, NAN]])
     parts = smar_loss(
-        scores, page_relevance, item_mask, single_modal, modality_ids, item_mask,
-        modality_weights=weights, intra_weight=0.0, page_loss=page_loss,
+        scores,
+        page_relevance,
+        item_mask,
+        single_modal,
+        modality_ids,
+        item_mask,
+        modality_weights=weights,
+        intra_weight=0.0,
+        page_loss=page_loss,
     )
     direct = (softmax_cross_entropy if page_loss == "softmax_cross_entropy" else lambda_loss_ndcg)(
         scores, page_relevance, item_mask

@@ -163,7 +163,9 @@ def test_average_precision_counts_unretrieved_relevant() -> None:
     # Then AP = (P@1 + P@3) / 3
     assert value == pytest.approx((1 / 1 + 2 / 3) / 3)
     # And AP@2 keeps the denominator of all relevant documents
-    cut = average_precision([1, 0, 1, 0], [0.4, 0.3, 0.2, 0.1], k=2, ties="input_order", judged_relevance=[1, 0, 1, 0, 1])
+    cut = average_precision(
+        [1, 0, 1, 0], [0.4, 0.3, 0.2, 0.1], k=2, ties="input_order", judged_relevance=[1, 0, 1, 0, 1]
+    )
     assert cut == pytest.approx(1 / 3)
 
 

@@ -18,7 +18,7 @@ from smar.metrics import (
     reciprocal_rank,
 )
 from smar.metrics.spark_metrics import mean_metrics, ranking_metrics_by_query
-from smar.trec_files import read_qrels, read_run
+from smar.metrics.trec_files import read_qrels, read_run
 
 SCHEMA = "query_id string, doc_id string, score double, relevance int"
 CUTOFFS = (1, 3, 5)
@@ -47,8 +47,12 @@ def reference(rows: list[tuple[str, str, float | None, int | None]], *, gain: st
         retrieved = group[group["score"].notna()]
         grades = retrieved["relevance"].fillna(-1).to_numpy(float)
         scores = retrieved["score"].to_numpy(float)
-        common = {"doc_ids": retrieved["doc_id"].tolist(), "ties": "doc_id_desc", "empty": empty,
-                  "judged_relevance": group["relevance"].dropna().to_numpy(float)}
+        common = {
+            "doc_ids": retrieved["doc_id"].tolist(),
+            "ties": "doc_id_desc",
+            "empty": empty,
+            "judged_relevance": group["relevance"].dropna().to_numpy(float),
+        }
         values = {
             "ndcg": ndcg_at(grades, scores, gain=gain, **common),
             "map": average_precision(grades, scores, **common),
@@ -120,8 +124,12 @@ def test_spark_reproduces_trec_eval_golden(spark, sample_data: Path) -> None:
     joined = run.merge(qrels, on=["query_id", "doc_id"], how="outer")
     joined = joined[joined["query_id"].isin(set(run["query_id"]))]
     rows = [
-        (row.query_id, row.doc_id, None if math.isnan(row.score) else row.score,
-         None if math.isnan(row.relevance) else int(row.relevance))
+        (
+            row.query_id,
+            row.doc_id,
+            None if math.isnan(row.score) else row.score,
+            None if math.isnan(row.relevance) else int(row.relevance),
+        )
         for row in joined.itertuples()
     ]
     per_query = ranking_metrics_by_query(spark.createDataFrame(rows, SCHEMA), cutoffs=(5, 10, 20))

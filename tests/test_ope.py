@@ -48,7 +48,9 @@ def test_same_policy_gives_the_plain_mean() -> None:
         ([], [], [], "empty"),
     ],
 )
-def test_estimators_validate_input(rewards: list[float], logging: list[float], target: list[float], message: str) -> None:
+def test_estimators_validate_input(
+    rewards: list[float], logging: list[float], target: list[float], message: str
+) -> None:
     for estimator in (ips, snips):
         with pytest.raises(ValueError, match=message):
             estimator(rewards, logging, target)

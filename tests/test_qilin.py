@@ -6,7 +6,7 @@ import csv
 
 import pytest
 
-from smar.sources import land_qilin, parse_numpy_vector, parse_qilin_details
+from smar.ingest.qilin import land_qilin, parse_numpy_vector, parse_qilin_details
 
 DS = "2026-11-01"
 
@@ -29,7 +29,9 @@ def test_landing_maps_impressions_modality_and_features(sample_data):
     expected_impressions = 0
     for name in ("search_train.csv", "search_test.csv"):
         with (folder / name).open(encoding="utf-8") as handle:
-            expected_impressions += sum(len(parse_qilin_details(row["search_result_details_with_idx"])) for row in csv.DictReader(handle))
+            expected_impressions += sum(
+                len(parse_qilin_details(row["search_result_details_with_idx"])) for row in csv.DictReader(handle)
+            )
     logs = landed["bronze.search_logs"].to_pandas()
     assert len(logs) == expected_impressions > 0
     items = landed["bronze.items"].to_pandas()
@@ -42,12 +44,22 @@ def test_landing_maps_impressions_modality_and_features(sample_data):
 
 
 def test_ingest_keeps_items_and_users_and_refuses_impressions_of_unknown_notes(spark, lake, sample_data):
-    from smar.pipeline import run_ingest
+    from smar.ingest.jobs import run_ingest
 
     # The toy's impressions point at notes outside the 10-row notes sample, so their modality is
     # unknown: every impression is refused with that reason, never dropped or guessed.
-    results = {r.table: r for r in run_ingest(spark, lake, ds=DS, source="qilin", path=sample_data / "qilin_toy",
-                                               max_reject_fraction=1.0, run_quality_checks=False)}
+    results = {
+        r.table: r
+        for r in run_ingest(
+            spark,
+            lake,
+            ds=DS,
+            source="qilin",
+            path=sample_data / "qilin_toy",
+            max_reject_fraction=1.0,
+            run_quality_checks=False,
+        )
+    }
     assert results["bronze.items"].accepted == 10 and results["bronze.users"].accepted == 10
     logs = results["bronze.search_logs"]
     assert logs.rejected == logs.landed > 0

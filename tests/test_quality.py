@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from smar.contracts import Contract, load_contract
-from smar.quality import ValidationSummary, expectation_suite, validate_frame
+from smar.ingest.quality import ValidationSummary, expectation_suite, validate_frame
 
 SEARCH_LOGS = "bronze.search_logs"
 
@@ -59,9 +59,7 @@ def _valid_search_logs() -> pd.DataFrame:
 
 
 def _validate(frame: pd.DataFrame, reports_dir: Path, run_name: str = "test") -> ValidationSummary:
-    return validate_frame(
-        frame, load_contract(SEARCH_LOGS), reports_dir=reports_dir, run_name=run_name
-    )
+    return validate_frame(frame, load_contract(SEARCH_LOGS), reports_dir=reports_dir, run_name=run_name)
 
 
 def test_search_logs_suite_holds_the_contract_rules_per_column():
@@ -101,9 +99,7 @@ def test_search_logs_suite_holds_the_contract_rules_per_column():
     assert position["min_value"] == 1 and position.get("max_value") is None
     propensity = _kwargs(suite, "expect_column_values_to_be_between", "logging_propensity")
     assert (propensity["min_value"], propensity["max_value"]) == (0, 1)
-    assert _kwargs(suite, "expect_column_values_to_match_regex", "ds")["regex"] == (
-        r"^\d{4}-\d{2}-\d{2}$"
-    )
+    assert _kwargs(suite, "expect_column_values_to_match_regex", "ds")["regex"] == (r"^\d{4}-\d{2}-\d{2}$")
 
 
 def _toy_contract(*, keys: list[str], unique_keys: bool) -> Contract:
@@ -146,9 +142,7 @@ def test_array_length_check_counts_elements_not_characters(tmp_path):
     # When validating
     summary = validate_frame(frame, contract, reports_dir=tmp_path, run_name="lengths")
     # Then only the one-element array fails ("[0.25, 1.5]" has 11 characters but 2 elements)
-    assert summary.failed == [
-        "expect_column_array_lengths_to_equal(embedding): 1 unexpected, e.g. [[3.0]]"
-    ]
+    assert summary.failed == ["expect_column_array_lengths_to_equal(embedding): 1 unexpected, e.g. [[3.0]]"]
 
 
 def test_valid_frame_passes_and_persists_its_result(tmp_path):
@@ -230,9 +224,7 @@ def test_missing_column_fails_naming_the_column(tmp_path):
     summary = _validate(frame, tmp_path)
     # Then the column-set check names it, and the rules on it report that it is absent
     assert summary.success is False
-    column_set_failure = (
-        "expect_table_columns_to_match_set: missing columns ['modality'], unexpected columns []"
-    )
+    column_set_failure = "expect_table_columns_to_match_set: missing columns ['modality'], unexpected columns []"
     assert column_set_failure in summary.failed
     about_modality = [line for line in summary.failed if "(modality)" in line]
     assert len(about_modality) == 2  # not-null and in-set

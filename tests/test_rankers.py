@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import torch
 
-from smar.rankers.artifacts import (
+from smar.single_modal.rankers.artifacts import (
     RankerArtifactError,
     RankerMetadata,
     artifact_load_count,
@@ -28,8 +28,8 @@ from smar.rankers.artifacts import (
     load_ranker_cached,
     save_ranker,
 )
-from smar.rankers.encoder import TEXT_EMBEDDING_DIM, EncodedTexts, normalize_text
-from smar.rankers.features import (
+from smar.single_modal.rankers.encoder import TEXT_EMBEDDING_DIM, EncodedTexts, normalize_text
+from smar.single_modal.rankers.features import (
     ENGAGEMENT_FEATURE_NAMES,
     MODALITIES,
     build_feature_arrays,
@@ -39,8 +39,8 @@ from smar.rankers.features import (
     query_term_coverage,
     visual_embedding_matrix,
 )
-from smar.rankers.models import RankerConfig, build_ranker, default_config
-from smar.rankers.training import (
+from smar.single_modal.rankers.models import RankerConfig, build_ranker, default_config
+from smar.single_modal.rankers.training import (
     ValidationData,
     make_pairs,
     ndcg_at_10_within_groups,
@@ -114,7 +114,7 @@ def synthetic_logs(seed: int, n_requests: int) -> tuple[pd.DataFrame, pd.DataFra
             for k in range(ITEMS_PER_TOPIC):
                 visual = None
                 if modality in ("image", "video"):
-                    visual = (visual_centers[topic_index] + 0.7 * rng.normal(size=VISUAL_DIM))
+                    visual = visual_centers[topic_index] + 0.7 * rng.normal(size=VISUAL_DIM)
                     visual = visual.astype(np.float32).tolist()
                 impressions = int(rng.integers(0, 500))
                 item_rows.append(
@@ -140,12 +140,9 @@ def synthetic_logs(seed: int, n_requests: int) -> tuple[pd.DataFrame, pd.DataFra
         query_variant = int(rng.integers(5))
         position = 1
         for modality in MODALITIES:
-            relevant = [f"{modality}-{topic}-{k}" for k in
-                        rng.choice(ITEMS_PER_TOPIC, RELEVANT_SHOWN, replace=False)]
-            others = [f"{modality}-{t}-{k}" for t in TOPICS if t != topic
-                      for k in range(ITEMS_PER_TOPIC)]
-            shown = relevant + list(rng.choice(others, SHOWN_PER_MODALITY - RELEVANT_SHOWN,
-                                               replace=False))
+            relevant = [f"{modality}-{topic}-{k}" for k in rng.choice(ITEMS_PER_TOPIC, RELEVANT_SHOWN, replace=False)]
+            others = [f"{modality}-{t}-{k}" for t in TOPICS if t != topic for k in range(ITEMS_PER_TOPIC)]
+            shown = relevant + list(rng.choice(others, SHOWN_PER_MODALITY - RELEVANT_SHOWN, replace=False))
             for item_id in rng.permutation(shown):
                 is_relevant = item_id.split("-")[1] == topic
                 clicked = int(rng.random() < (0.55 if is_relevant else 0.08))
@@ -196,20 +193,25 @@ def test_each_modality_beats_random_within_modality(synthetic, modality):
     encode = FakeTextEncoder()
     train_features = build_feature_arrays(train, modality, encode=encode)
     held_out_features = build_feature_arrays(held_out, modality, encode=encode)
-    validation = ValidationData(held_out_features, held_out["request_id"].to_numpy(),
-                                preference_labels(held_out))
+    validation = ValidationData(held_out_features, held_out["request_id"].to_numpy(), preference_labels(held_out))
     # When the ranker trains on click preferences
     model, history = train_ranker(
-        modality, train_features, train["request_id"].to_numpy(), preference_labels(train),
-        seed=3, epochs=6, batch_size=128, device="cpu", validation=validation,
+        modality,
+        train_features,
+        train["request_id"].to_numpy(),
+        preference_labels(train),
+        seed=3,
+        epochs=6,
+        batch_size=128,
+        device="cpu",
+        validation=validation,
     )
     # Then on held-out requests its NDCG@10 against the true grades beats random scores
     scores = score_frame(model, held_out_features, device="cpu")
     groups, grades = held_out["request_id"].to_numpy(), held_out["grade"].to_numpy()
     model_ndcg = ndcg_at_10_within_groups(scores, grades, groups)
     rng = np.random.default_rng(0)
-    random_ndcg = np.mean([ndcg_at_10_within_groups(rng.random(len(grades)), grades, groups)
-                           for _ in range(20)])
+    random_ndcg = np.mean([ndcg_at_10_within_groups(rng.random(len(grades)), grades, groups) for _ in range(20)])
     assert model_ndcg > random_ndcg + 0.2, (model_ndcg, random_ndcg)
     assert len(history) == 6 and history[-1]["train_loss"] < history[0]["train_loss"]
     assert all(math.isfinite(record["validation_ndcg_at_10"]) for record in history)
@@ -224,8 +226,7 @@ def test_training_is_deterministic_under_a_seed(synthetic):
     labels, groups = preference_labels(train), train["request_id"].to_numpy()
 
     def scores_for(seed: int) -> np.ndarray:
-        model, _ = train_ranker("answer", features, groups, labels, seed=seed, epochs=2,
-                                batch_size=64, device="cpu")
+        model, _ = train_ranker("answer", features, groups, labels, seed=seed, epochs=2, batch_size=64, device="cpu")
         return score_frame(model, held_out_features, device="cpu")
 
     # Then same seed gives identical scores, another seed different ones
@@ -234,8 +235,11 @@ def test_training_is_deterministic_under_a_seed(synthetic):
 
 
 def test_training_without_any_preference_is_refused():
-    features = {"query_embedding": np.zeros((2, 384)), "item_text_embedding": np.zeros((2, 384)),
-                "engagement": np.zeros((2, 7))}
+    features = {
+        "query_embedding": np.zeros((2, 384)),
+        "item_text_embedding": np.zeros((2, 384)),
+        "engagement": np.zeros((2, 7)),
+    }
     with pytest.raises(ValueError, match="no training pairs for modality 'web'"):
         train_ranker("web", features, ["r1", "r1"], [1.0, 1.0], epochs=1, device="cpu")
 
@@ -280,8 +284,7 @@ def test_query_term_coverage_counts_distinct_query_terms_found_in_the_item_text(
 
 def test_engagement_features_hand_computed():
     # Given 8 impressions, 2 clicks, 0 likes, 1 share
-    items = pd.DataFrame({"impression_count": [8], "click_count": [2], "like_count": [0],
-                          "share_count": [1]})
+    items = pd.DataFrame({"impression_count": [8], "click_count": [2], "like_count": [0], "share_count": [1]})
     # Then log1p counts and (count + 1) / (impressions + 2) rates, in the documented order
     expected = [math.log(9), math.log(3), 0.0, math.log(2), 3 / 10, 1 / 10, 2 / 10]
     np.testing.assert_allclose(engagement_features(items)[0], expected, rtol=1e-6)
@@ -289,8 +292,15 @@ def test_engagement_features_hand_computed():
 
 
 def test_engagement_features_null_and_negative_counts():
-    items = pd.DataFrame({"item_id": ["a", "b"], "impression_count": [4, None],
-                          "click_count": [1, 0], "like_count": [0, 0], "share_count": [0, 0]})
+    items = pd.DataFrame(
+        {
+            "item_id": ["a", "b"],
+            "impression_count": [4, None],
+            "click_count": [1, 0],
+            "like_count": [0, 0],
+            "share_count": [0, 0],
+        }
+    )
     # Null counter: 0 by default (new item: smoothed rate 1/2), an error on request
     assert engagement_features(items)[1, 4] == pytest.approx(0.5)
     with pytest.raises(ValueError, match=r"item_id='b'.*'impression_count' is null"):
@@ -329,8 +339,7 @@ def test_join_refuses_unknown_items_and_modality_mismatch():
 
 def test_preference_labels_order_clicks_by_dwell():
     # Given: no click, click without dwell, short clicks 5 s and 20 s, long clicks 30 s and 300 s
-    frame = pd.DataFrame({"clicked": [0, 1, 1, 1, 1, 1],
-                          "dwell_seconds": [None, None, 5.0, 20.0, 30.0, 300.0]})
+    frame = pd.DataFrame({"clicked": [0, 1, 1, 1, 1, 1], "dwell_seconds": [None, None, 5.0, 20.0, 30.0, 300.0]})
     labels = preference_labels(frame, long_dwell_seconds=30.0)
     # Then 0 < 1 (click, dwell 0) < 1 + 5/35 < 1 + 20/50 < 2 + 30/60 < 2 + 300/330
     np.testing.assert_allclose(labels, [0.0, 1.0, 1 + 5 / 35, 1.4, 2.5, 2 + 300 / 330])
@@ -415,9 +424,11 @@ def test_config_json_round_trip():
 
 def _random_features(kind: str, rows: int, seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
-    features = {"query_embedding": rng.normal(size=(rows, 384)).astype(np.float32),
-                "item_text_embedding": rng.normal(size=(rows, 384)).astype(np.float32),
-                "engagement": rng.random(size=(rows, 7)).astype(np.float32)}
+    features = {
+        "query_embedding": rng.normal(size=(rows, 384)).astype(np.float32),
+        "item_text_embedding": rng.normal(size=(rows, 384)).astype(np.float32),
+        "engagement": rng.random(size=(rows, 7)).astype(np.float32),
+    }
     if kind == "visual":
         features["visual_embedding"] = rng.normal(size=(rows, 12)).astype(np.float32)
     return features
@@ -457,7 +468,8 @@ def _trained_looking_ranker(modality: str, seed: int = 0):
 
 def _metadata(modality: str) -> RankerMetadata:
     return RankerMetadata(
-        model_version="v1", modality=modality,
+        model_version="v1",
+        modality=modality,
         training_table_versions={"bronze.search_logs": 3, "bronze.items": 2},
         validation_metrics={"ndcg_at_10": 0.71},
         query_split={"description": "hash(query_id) % 10 < 8 trains", "validation_fraction": 0.2},
@@ -476,8 +488,9 @@ def test_artifact_round_trip_gives_identical_scores(tmp_path, modality):
     # Then same config, same metadata, bit-identical scores
     assert loaded.config == model.config
     assert loaded.metadata == metadata
-    np.testing.assert_array_equal(score_frame(loaded.model, features, device="cpu"),
-                                  score_frame(model, features, device="cpu"))
+    np.testing.assert_array_equal(
+        score_frame(loaded.model, features, device="cpu"), score_frame(model, features, device="cpu")
+    )
 
 
 def _assert_names_path_and_modality(error: pytest.ExceptionInfo, path, modality: str) -> None:
@@ -498,8 +511,7 @@ def test_missing_artifact_files_are_named(tmp_path):
 
 
 def test_truncated_state_dict_is_refused(tmp_path):
-    path = save_ranker(_trained_looking_ranker("image"), tmp_path / "image",
-                       metadata=_metadata("image"))
+    path = save_ranker(_trained_looking_ranker("image"), tmp_path / "image", metadata=_metadata("image"))
     state_file = path / "state_dict.pt"
     state_file.write_bytes(state_file.read_bytes()[:200])
     with pytest.raises(RankerArtifactError, match="cannot read state_dict.pt") as error:
@@ -508,8 +520,7 @@ def test_truncated_state_dict_is_refused(tmp_path):
 
 
 def test_bad_json_and_wrong_shapes_are_refused(tmp_path):
-    path = save_ranker(_trained_looking_ranker("answer"), tmp_path / "answer",
-                       metadata=_metadata("answer"))
+    path = save_ranker(_trained_looking_ranker("answer"), tmp_path / "answer", metadata=_metadata("answer"))
     # Bad JSON in config.json
     original = (path / "config.json").read_text()
     (path / "config.json").write_text(original[:-5])
@@ -534,8 +545,7 @@ def test_artifact_of_another_modality_is_refused(tmp_path):
 def test_cached_loading_reads_each_artifact_once_until_it_changes(tmp_path):
     # Given a saved ranker and an empty cache
     clear_ranker_cache()
-    path = save_ranker(_trained_looking_ranker("video"), tmp_path / "video",
-                       metadata=_metadata("video"))
+    path = save_ranker(_trained_looking_ranker("video"), tmp_path / "video", metadata=_metadata("video"))
     loads_before = artifact_load_count()
     # When many batches ask for it
     first = load_ranker_cached(path, "video")

@@ -1,4 +1,4 @@
-"""Paired bootstrap intervals of per-query deltas (smar.replay.bootstrap)."""
+"""Paired bootstrap intervals of per-query deltas (smar.metrics.bootstrap)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from smar.replay.bootstrap import BootstrapConfig, paired_delta
+from smar.metrics.bootstrap import BootstrapConfig, paired_delta
 
 FAST = BootstrapConfig(n_resamples=500)
 

@@ -13,7 +13,7 @@ from smar.replay.decision import (
     equivalence_verdict,
     non_inferiority_verdict,
 )
-from smar.replay.evaluate import SUMMARY_COLUMNS
+from smar.replay.measures import SUMMARY_COLUMNS
 
 N = 50
 

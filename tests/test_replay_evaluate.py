@@ -7,20 +7,12 @@ import pandas as pd
 import pytest
 
 from smar.metrics import cross_modal_pair_counts, modality_exposure_share, ndcg_at, per_modality_ndcg
-from smar.replay.evaluate import (
-    CLICKS_IPS,
-    CLICKS_SNIPS,
-    MetricConfig,
-    NamedRanking,
-    build_replay_inputs,
-    click_estimates_by_query,
-    cross_modal_pairs_by_query,
-    exposure_by_query,
-    ndcg_by_query,
-    position_variation,
-    ranking_name,
-)
+from smar.replay.clicks import click_estimates_by_query, position_variation
+from smar.replay.inputs import NamedRanking, build_replay_inputs, ranking_name
+from smar.replay.measures import MetricConfig
+from smar.replay.per_query import cross_modal_pairs_by_query, exposure_by_query, ndcg_by_query
 from smar.splits import SPLITS
+from smar.vocabulary import CLICKS_IPS, CLICKS_SNIPS
 
 DS = "2026-11-01"
 # Pages: (request_id, query_id, [(item_id, modality, grade, clicked), ...] in logged order).
@@ -105,8 +97,15 @@ def test_page_ndcg_matches_the_numpy_reference(replay_inputs) -> None:
     for k in CONFIG.cutoffs:
         reference = reference_by_query(
             frame,
-            lambda page, scores, k=k: ndcg_at(page["grade"], scores, k=k, doc_ids=page["item_id"].tolist(),
-                                              gain="exponential", ties="doc_id_desc", empty=None),  # fmt: skip
+            lambda page, scores, k=k: ndcg_at(
+                page["grade"],
+                scores,
+                k=k,
+                doc_ids=page["item_id"].tolist(),
+                gain="exponential",
+                ties="doc_id_desc",
+                empty=None,
+            ),  # fmt: skip
         )
         got = rows[(rows["segment"] == "all") & (rows["k"] == k)].set_index("query_id")
         # qc has nothing relevant: it is left out rather than scored 0 or 1
@@ -123,8 +122,13 @@ def test_per_modality_ndcg_matches_the_numpy_reference(replay_inputs) -> None:
     reference = reference_by_query(
         frame,
         lambda page, scores: per_modality_ndcg(
-            page["grade"], scores, page["modality"], k=CONFIG.per_modality_k,
-            doc_ids=page["item_id"].tolist(), gain="exponential", empty=None,
+            page["grade"],
+            scores,
+            page["modality"],
+            k=CONFIG.per_modality_k,
+            doc_ids=page["item_id"].tolist(),
+            gain="exponential",
+            empty=None,
         ),  # fmt: skip
     )
     modality_rows = rows[rows["segment"] != "all"]
@@ -165,8 +169,9 @@ def test_exposure_and_position_shares_match_the_numpy_reference(replay_inputs) -
     exposure = rows[rows["metric"] == "exposure_share"]
     reference = reference_by_query(
         frame,
-        lambda page, scores: modality_exposure_share(scores, page["modality"], k=CONFIG.exposure_k,
-                                                     doc_ids=page["item_id"].tolist()),  # fmt: skip
+        lambda page, scores: modality_exposure_share(
+            scores, page["modality"], k=CONFIG.exposure_k, doc_ids=page["item_id"].tolist()
+        ),  # fmt: skip
     )
     for _, row in exposure.iterrows():
         for arm in ("control", "candidate"):
@@ -191,9 +196,10 @@ def test_click_estimates_equal_observed_clicks_when_the_order_is_kept(spark, lak
     rows, model = click_estimates_by_query(inputs.impressions, CONFIG)
     # Then every weight is 1: IPS and SNIPS are the observed clicks in the top 2 per page
     assert model.propensity_source == "position_based_model" and model.skipped_reason is None
-    observed = frame[frame["position"] <= 2].groupby("query_id")["clicked"].sum() / frame.groupby("query_id")[
-        "request_id"
-    ].nunique()
+    observed = (
+        frame[frame["position"] <= 2].groupby("query_id")["clicked"].sum()
+        / frame.groupby("query_id")["request_id"].nunique()
+    )
     for source in (CLICKS_IPS, CLICKS_SNIPS):
         got = rows[rows["label_source"] == source].set_index("query_id")
         for query_id, value in observed.items():

@@ -14,17 +14,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import typer
 from PIL import Image
 from typer.testing import CliRunner
 
 from smar.config import SmarSettings
+from smar.ingest.jobs import run_ingest
 from smar.lake import Lakehouse
-from smar.pipeline import run_ingest
-from smar.replay.commands import register
 from smar.replay.decision import DecisionConfig, decide
-from smar.replay.evaluate import RANKING_COLUMNS, SUMMARY_COLUMNS, NamedRanking
+from smar.replay.inputs import RANKING_COLUMNS, NamedRanking
 from smar.replay.jobs import read_replay_metrics, replay_config, replay_evaluate, replay_run_id
+from smar.replay.measures import SUMMARY_COLUMNS
 from smar.replay.report import format_delta, format_value
 from smar.splits import query_split
 
@@ -206,14 +205,10 @@ def test_report_renders_with_its_images_and_the_table_numbers(demo, oracle_run, 
 
 
 def test_replay_command_runs_and_writes_the_tables(demo, tmp_path) -> None:
-    # Given the `replay` command registered on a Typer app (as smar.cli does)
-    script = (
-        "import typer\nfrom smar.replay.commands import register\napp = typer.Typer()\n"
-        "@app.callback()\ndef main() -> None:\n    pass\nregister(app)\napp()\n"
-    )
+    # Given the `smar replay` command
     environment = {**os.environ, "SMAR_REPORTS": str(tmp_path / "reports"), "RUST_LOG": "error"}
     completed = subprocess.run(
-        [sys.executable, "-c", script, "replay", "--candidate", "production", "--ds-start", DS,
+        [sys.executable, "-m", "smar.cli", "replay", "--candidate", "production", "--ds-start", DS,
          "--warehouse", str(demo.lake.settings.warehouse), "--n-resamples", "200", "--run-id", "replay-cli-test"],
         capture_output=True, text=True, timeout=300, cwd=tmp_path, env=environment,
     )  # fmt: skip
@@ -225,13 +220,8 @@ def test_replay_command_runs_and_writes_the_tables(demo, tmp_path) -> None:
 
 
 def test_replay_command_refuses_bad_input_before_starting_an_engine() -> None:
-    app = typer.Typer()
+    from smar.cli import app
 
-    @app.callback()
-    def main() -> None:
-        pass
-
-    register(app)
     runner = CliRunner()
     unknown = runner.invoke(app, ["replay", "--candidate", "bogus", "--ds-start", DS])
     assert unknown.exit_code == 2 and "unknown ranking source" in unknown.output
@@ -248,7 +238,7 @@ def test_the_analysts_querybuilder_example_runs(demo, oracle_run, monkeypatch) -
     monkeypatch.setenv("SMAR_WAREHOUSE", str(demo.lake.settings.warehouse))
     namespace: dict = {}
     # When it runs
-    exec(compile(block.group(1), "docs/analysts.md", "exec"), namespace)  # noqa: S102 - our own documentation
+    exec(compile(block.group(1), "docs/analysts.md", "exec"), namespace)
     # Then "latest decision per model" has one row per candidate: its newest replay's decision
     latest = namespace["latest_decisions"].to_pandas().set_index("candidate")
     decisions = demo.lake.read_arrow("gold.ab_decisions").to_pandas().sort_values("created_at")

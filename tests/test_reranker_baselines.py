@@ -17,8 +17,15 @@ from smar.reranker.baselines import (
     production_modality_share,
     train_lightgbm,
 )
-from smar.reranker.features import MODALITY_INDEX
-from smar.reranker.sweep import SweepConfig, aggregate_sweep, headline_comparisons, mean_and_interval, plot_sweep, sweep_plan
+from smar.reranker.store import MODALITY_INDEX
+from smar.reranker.sweep import (
+    SweepConfig,
+    aggregate_sweep,
+    headline_comparisons,
+    mean_and_interval,
+    plot_sweep,
+    sweep_plan,
+)
 from smar.reranker.training import mean_ndcg
 from tests.reranker_helpers import synthetic_store
 
@@ -71,7 +78,9 @@ def test_lightgbm_lambdarank_learns_the_planted_signal(tmp_path):
     test, grades = synthetic_store(30, seed=3, text_dim=4)
 
     # When LightGBM lambdarank trains on the labelled items
-    model = train_lightgbm(train, validation, LightGBMConfig(n_estimators=60, embedding_components=4, min_data_in_leaf=5))
+    model = train_lightgbm(
+        train, validation, LightGBMConfig(n_estimators=60, embedding_components=4, min_data_in_leaf=5)
+    )
 
     # Then it beats random scores, and the saved artifact scores the same
     scores = model.score(test)
@@ -92,14 +101,16 @@ def test_mean_and_interval_is_a_t_interval():
 
 def test_headline_comparisons_pair_by_seed(tmp_path):
     # Given two seeds of SFT, SMAR@0.3 and page-loss-only@0.3
-    rows = pd.DataFrame([
-        {"label_source": "oracle", "method": "sft", "budget": 1.0, "seed": 0, "ndcg_at_10": 0.80},
-        {"label_source": "oracle", "method": "sft", "budget": 1.0, "seed": 1, "ndcg_at_10": 0.90},
-        {"label_source": "oracle", "method": "smar_pairwise", "budget": 0.3, "seed": 0, "ndcg_at_10": 0.78},
-        {"label_source": "oracle", "method": "smar_pairwise", "budget": 0.3, "seed": 1, "ndcg_at_10": 0.90},
-        {"label_source": "oracle", "method": "page_loss_only", "budget": 0.3, "seed": 0, "ndcg_at_10": 0.70},
-        {"label_source": "oracle", "method": "page_loss_only", "budget": 0.3, "seed": 1, "ndcg_at_10": 0.92},
-    ])
+    rows = pd.DataFrame(
+        [
+            {"label_source": "oracle", "method": "sft", "budget": 1.0, "seed": 0, "ndcg_at_10": 0.80},
+            {"label_source": "oracle", "method": "sft", "budget": 1.0, "seed": 1, "ndcg_at_10": 0.90},
+            {"label_source": "oracle", "method": "smar_pairwise", "budget": 0.3, "seed": 0, "ndcg_at_10": 0.78},
+            {"label_source": "oracle", "method": "smar_pairwise", "budget": 0.3, "seed": 1, "ndcg_at_10": 0.90},
+            {"label_source": "oracle", "method": "page_loss_only", "budget": 0.3, "seed": 0, "ndcg_at_10": 0.70},
+            {"label_source": "oracle", "method": "page_loss_only", "budget": 0.3, "seed": 1, "ndcg_at_10": 0.92},
+        ]
+    )
     # When compared
     comparisons = headline_comparisons(rows, (0.3, 1.0))["oracle"]
     # Then ratios and differences are taken seed by seed
@@ -115,20 +126,27 @@ def test_headline_comparisons_pair_by_seed(tmp_path):
 
 
 def test_the_plan_runs_page_loss_only_below_full_labels_and_fusions_once():
-    config = SweepConfig(ds_start="2026-11-01", ds_end="2026-11-01", seeds=(0,), budgets=(0.2, 1.0),
-                         methods=("page_loss_only", "sft", "fusion_raw", "smar_pairwise"))
-    assert sweep_plan(config) == [(0, "page_loss_only", 0.2), (0, "sft", 1.0), (0, "fusion_raw", None),
-                                  (0, "smar_pairwise", 0.2), (0, "smar_pairwise", 1.0)]
+    config = SweepConfig(
+        ds_start="2026-11-01",
+        ds_end="2026-11-01",
+        seeds=(0,),
+        budgets=(0.2, 1.0),
+        methods=("page_loss_only", "sft", "fusion_raw", "smar_pairwise"),
+    )
+    assert sweep_plan(config) == [
+        (0, "page_loss_only", 0.2),
+        (0, "sft", 1.0),
+        (0, "fusion_raw", None),
+        (0, "smar_pairwise", 0.2),
+        (0, "smar_pairwise", 1.0),
+    ]
 
 
 def test_cli_commands_are_registered():
-    import typer
     from typer.testing import CliRunner
 
-    from smar.reranker.commands import register
+    from smar.cli import app
 
-    app = typer.Typer()
-    register(app)
     runner = CliRunner()
     for command in ("train-reranker", "budget-sweep"):
         result = runner.invoke(app, [command, "--help"])

@@ -11,17 +11,11 @@ from torch.utils.data import DataLoader
 from smar.annotation.strategies import label_count
 from smar.config import SmarSettings
 from smar.lake import Lakehouse
-from smar.rankers.features import MODALITIES
 from smar.reranker.dataset import PageDataset, collate_pages, page_loader
-from smar.reranker.features import (
-    NUMERIC_FEATURE_NAMES,
-    attach_page_labels,
-    build_page_store,
-    encode_texts_cached,
-    pin_versions,
-    read_page_labels,
-    restrict_to_budget,
-)
+from smar.reranker.inputs import build_page_store, pin_versions, read_page_labels
+from smar.reranker.store import NUMERIC_FEATURE_NAMES, attach_page_labels, restrict_to_budget
+from smar.reranker.text_cache import encode_texts_cached
+from smar.vocabulary import MODALITIES
 from tests.reranker_helpers import (
     DS,
     HASH_ENCODER_NAME,
@@ -48,8 +42,9 @@ def tiny_lake(spark, tmp_path_factory):
 
 
 def _store(lake, versions, **kwargs):
-    return build_page_store(lake, versions, ds_values=[DS], encode=CountingHashEncoder(),
-                            encoder_name=HASH_ENCODER_NAME, **kwargs)
+    return build_page_store(
+        lake, versions, ds_values=[DS], encode=CountingHashEncoder(), encoder_name=HASH_ENCODER_NAME, **kwargs
+    )
 
 
 def test_query_pages_hold_every_candidate_with_within_modality_features(tiny_lake):
@@ -83,6 +78,7 @@ def test_request_pages_are_one_per_logged_request(tiny_lake):
     store = _store(tiny_lake, versions, page_unit="request", query_splits=["test"])
     logs = tiny_lake.read_arrow("bronze.search_logs").to_pandas()
     from smar.splits import query_split
+
     logs = logs[logs["query_id"].map(query_split) == "test"]
     assert store.n_pages == logs["request_id"].nunique()
     assert store.n_items == len(logs)
@@ -106,8 +102,11 @@ def test_the_dataset_reads_exactly_the_pinned_version(spark, tiny_lake):
         read_page_labels(tiny_lake, pinned["silver.page_labels"], ds_values=[DS]),
     )
     before = int(store.label_mask.sum())
-    write_labels(spark, tiny_lake, budgeted_truth_labels(tiny_lake, ds=DS, budget=1.0, splits=["page_valid"],
-                                                         annotator="late-annotator"))
+    write_labels(
+        spark,
+        tiny_lake,
+        budgeted_truth_labels(tiny_lake, ds=DS, budget=1.0, splits=["page_valid"], annotator="late-annotator"),
+    )
     assert tiny_lake.version("silver.page_labels") > pinned["silver.page_labels"]
 
     # When the pages are read again at the pinned version, and at the new one
@@ -151,11 +150,19 @@ def test_collate_pads_and_masks():
     # Given two pages of 2 and 3 items, one label missing
     pages = []
     for index, size in enumerate((2, 3)):
-        pages.append({
-            "page_index": index, "modality_id": np.arange(size), "numeric": np.ones((size, 4), np.float32),
-            "text_embedding": np.ones((size, 2), np.float32), "visual_embedding": np.ones((size, 1), np.float32),
-            "single_modal_score": np.arange(size, dtype=np.float32), "labels": np.array([1.0, np.nan, 2.0][:size], np.float32),
-            "query_embedding": np.ones(2, np.float32), "user_features": np.zeros(3, np.float32)})
+        pages.append(
+            {
+                "page_index": index,
+                "modality_id": np.arange(size),
+                "numeric": np.ones((size, 4), np.float32),
+                "text_embedding": np.ones((size, 2), np.float32),
+                "visual_embedding": np.ones((size, 1), np.float32),
+                "single_modal_score": np.arange(size, dtype=np.float32),
+                "labels": np.array([1.0, np.nan, 2.0][:size], np.float32),
+                "query_embedding": np.ones(2, np.float32),
+                "user_features": np.zeros(3, np.float32),
+            }
+        )
     # When they are collated
     batch = collate_pages(pages)
     # Then tensors are [pages, items, features] with padding masked and NaN labels masked

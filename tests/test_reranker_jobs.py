@@ -21,8 +21,16 @@ from smar.reranker.training import TrainingConfig
 from smar.splits import query_split
 from tests.reranker_helpers import DS, HASH_ENCODER_NAME, budgeted_truth_labels, build_tiny_lake, write_labels
 
-TINY = TrainingConfig(epochs=2, patience=2, model_dim=16, attention_heads=2, attention_layers=1,
-                      feedforward_dim=32, batch_pages=4, device="cpu")
+TINY = TrainingConfig(
+    epochs=2,
+    patience=2,
+    model_dim=16,
+    attention_heads=2,
+    attention_layers=1,
+    feedforward_dim=32,
+    batch_pages=4,
+    device="cpu",
+)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -41,10 +49,12 @@ def tiny_lake(spark, tmp_path_factory):
     settings = SmarSettings(warehouse=root / "warehouse", artifacts=root / "artifacts", reports=root / "reports")
     lake = Lakehouse(spark, settings)
     build_tiny_lake(spark, lake)
-    labels = pd.concat([
-        budgeted_truth_labels(lake, ds=DS, budget=0.5, splits=["page_train", "page_valid"]),
-        budgeted_truth_labels(lake, ds=DS, budget=1.0, splits=["test"]),
-    ])
+    labels = pd.concat(
+        [
+            budgeted_truth_labels(lake, ds=DS, budget=0.5, splits=["page_train", "page_valid"]),
+            budgeted_truth_labels(lake, ds=DS, budget=1.0, splits=["test"]),
+        ]
+    )
     write_labels(spark, lake, labels)
     return lake
 
@@ -56,13 +66,29 @@ def _test_impressions(lake: Lakehouse) -> pd.DataFrame:
 
 def test_training_registers_the_run_with_its_input_versions(spark, tiny_lake):
     # Given the current versions of the inputs
-    expected = {table: tiny_lake.version(table) for table in
-                ("silver.single_modal_scores", "bronze.search_logs", "bronze.items", "bronze.users",
-                 "silver.page_labels")}
+    expected = {
+        table: tiny_lake.version(table)
+        for table in (
+            "silver.single_modal_scores",
+            "bronze.search_logs",
+            "bronze.items",
+            "bronze.users",
+            "silver.page_labels",
+        )
+    }
 
     # When a SMAR reranker is trained on the annotated pages
-    summary = train_page_reranker(spark, tiny_lake, ds_start=DS, ds_end=DS, method="smar_pairwise", seed=1,
-                                  config=TINY, progress=False, encoder_name=HASH_ENCODER_NAME)
+    summary = train_page_reranker(
+        spark,
+        tiny_lake,
+        ds_start=DS,
+        ds_end=DS,
+        method="smar_pairwise",
+        seed=1,
+        config=TINY,
+        progress=False,
+        encoder_name=HASH_ENCODER_NAME,
+    )
 
     # Then its registry row records exactly those versions, the budget as annotated, metrics and
     # an artifact (state_dict + config JSON) under artifacts/rerankers/<run_id>
@@ -80,8 +106,17 @@ def test_training_registers_the_run_with_its_input_versions(spark, tiny_lake):
     assert record.git_commit  # a commit hash, or "unknown" outside a checkout
 
     # and training the same definition again replaces the row instead of adding one
-    again = train_page_reranker(spark, tiny_lake, ds_start=DS, ds_end=DS, method="smar_pairwise", seed=1,
-                                config=TINY, progress=False, encoder_name=HASH_ENCODER_NAME)
+    again = train_page_reranker(
+        spark,
+        tiny_lake,
+        ds_start=DS,
+        ds_end=DS,
+        method="smar_pairwise",
+        seed=1,
+        config=TINY,
+        progress=False,
+        encoder_name=HASH_ENCODER_NAME,
+    )
     assert again.run_id == summary.run_id
     runs = tiny_lake.read_arrow("gold.reranker_runs").to_pandas()
     assert (runs["run_id"] == summary.run_id).sum() == 1
@@ -90,8 +125,17 @@ def test_training_registers_the_run_with_its_input_versions(spark, tiny_lake):
 @pytest.mark.parametrize("method", ["smar_listwise", "lightgbm", "fusion_interleave"])
 def test_score_logged_pages_returns_one_row_per_impression(spark, tiny_lake, method):
     # Given a registered run (neural, LightGBM or fusion)
-    summary = train_page_reranker(spark, tiny_lake, ds_start=DS, ds_end=DS, method=method, seed=0,
-                                  config=TINY, progress=False, encoder_name=HASH_ENCODER_NAME)
+    summary = train_page_reranker(
+        spark,
+        tiny_lake,
+        ds_start=DS,
+        ds_end=DS,
+        method=method,
+        seed=0,
+        config=TINY,
+        progress=False,
+        encoder_name=HASH_ENCODER_NAME,
+    )
 
     # When the test queries' logged pages are scored
     scored = score_logged_pages(spark, tiny_lake, summary.run_id, DS, DS).toPandas()
@@ -101,8 +145,13 @@ def test_score_logged_pages_returns_one_row_per_impression(spark, tiny_lake, met
     assert list(scored.columns) == ["ds", "request_id", "query_id", "item_id", "modality", "position", "score"]
     assert len(scored) == len(impressions)
     keys = ["request_id", "position"]
-    merged = scored.merge(impressions[keys + ["item_id", "modality"]], on=keys, how="inner",
-                          suffixes=("", "_logged"), validate="one_to_one")
+    merged = scored.merge(
+        impressions[keys + ["item_id", "modality"]],
+        on=keys,
+        how="inner",
+        suffixes=("", "_logged"),
+        validate="one_to_one",
+    )
     assert len(merged) == len(impressions)
     assert (merged["item_id"] == merged["item_id_logged"]).all()
     assert (merged["modality"] == merged["modality_logged"]).all()
@@ -111,9 +160,17 @@ def test_score_logged_pages_returns_one_row_per_impression(spark, tiny_lake, met
 
 def test_budget_sweep_writes_its_table_and_plot_idempotently(spark, tiny_lake):
     # Given a small sweep (2 seeds, 2 budgets, four methods)
-    config = SweepConfig(ds_start=DS, ds_end=DS, seeds=(0, 1), budgets=(0.5, 1.0),
-                         methods=("page_loss_only", "sft", "lightgbm", "fusion_zscore"),
-                         training=TINY, progress=False, encoder_name=HASH_ENCODER_NAME, sweep_id="test-sweep")
+    config = SweepConfig(
+        ds_start=DS,
+        ds_end=DS,
+        seeds=(0, 1),
+        budgets=(0.5, 1.0),
+        methods=("page_loss_only", "sft", "lightgbm", "fusion_zscore"),
+        training=TINY,
+        progress=False,
+        encoder_name=HASH_ENCODER_NAME,
+        sweep_id="test-sweep",
+    )
 
     # When it runs
     summary = run_budget_sweep(spark, tiny_lake, config)

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from tests.reranker_helpers import synthetic_store
 from smar.reranker.dataset import collate_pages
 from smar.reranker.model import PageReranker, RerankerConfig
 from smar.reranker.training import (
@@ -21,9 +20,17 @@ from smar.reranker.training import (
     score_store,
     train_reranker,
 )
+from tests.reranker_helpers import synthetic_store
 
-TINY = {"model_dim": 16, "attention_heads": 2, "attention_layers": 1, "feedforward_dim": 32,
-        "batch_pages": 8, "device": "cpu", "learning_rate": 5e-3}
+TINY = {
+    "model_dim": 16,
+    "attention_heads": 2,
+    "attention_layers": 1,
+    "feedforward_dim": 32,
+    "batch_pages": 8,
+    "device": "cpu",
+    "learning_rate": 5e-3,
+}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -74,7 +81,8 @@ def test_resume_from_a_checkpoint_continues_identically(stores, tmp_path):
     # Then weights and per-epoch metrics equal the uninterrupted run's
     assert [r["train_loss"] for r in resumed.history] == [r["train_loss"] for r in straight.history]
     assert [r["validation_ndcg_at_10"] for r in resumed.history] == [
-        r["validation_ndcg_at_10"] for r in straight.history]
+        r["validation_ndcg_at_10"] for r in straight.history
+    ]
     for name, tensor in straight.model.state_dict().items():
         assert torch.equal(tensor, resumed.model.state_dict()[name]), name
     assert resumed.best_epoch == straight.best_epoch
@@ -85,8 +93,9 @@ def test_resume_refuses_a_checkpoint_of_another_config(stores, tmp_path):
     config = TrainingConfig(epochs=2, **TINY)
     train_reranker(train, validation, config, checkpoint_dir=tmp_path, stop_after_epoch=1, progress=False)
     with pytest.raises(ValueError, match="another TrainingConfig"):
-        train_reranker(train, validation, TrainingConfig(epochs=3, **TINY), checkpoint_dir=tmp_path,
-                       resume=True, progress=False)
+        train_reranker(
+            train, validation, TrainingConfig(epochs=3, **TINY), checkpoint_dir=tmp_path, resume=True, progress=False
+        )
 
 
 def test_padding_does_not_change_a_pages_scores(stores):

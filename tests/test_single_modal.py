@@ -11,20 +11,17 @@ import torch
 from pyspark.sql import functions as F
 
 from smar.config import SmarSettings
+from smar.ingest.jobs import run_ingest
 from smar.lake import Lakehouse
-from smar.pipeline import run_ingest
-from smar.rankers.artifacts import RankerArtifactError, artifact_load_count, clear_ranker_cache
-from smar.rankers.encoder import encode_unique, rows_encoded_count
-from smar.rankers.features import item_texts
-from smar.single_modal import (
-    MODALITIES,
-    evaluate_against_baselines,
-    production_percentile,
-    score_batch,
-    score_single_modal,
-    single_modal_dir,
-    train_single_modal,
-)
+from smar.single_modal.evaluation import evaluate_against_baselines
+from smar.single_modal.jobs import score_single_modal, train_single_modal
+from smar.single_modal.list_features import production_percentile
+from smar.single_modal.rankers.artifacts import RankerArtifactError, artifact_load_count, clear_ranker_cache
+from smar.single_modal.rankers.encoder import encode_unique, rows_encoded_count
+from smar.single_modal.rankers.features import item_texts
+from smar.single_modal.registry import single_modal_dir
+from smar.single_modal.scoring import score_batch
+from smar.vocabulary import MODALITIES
 
 DS = "2026-11-01"
 
@@ -89,9 +86,19 @@ def test_scoring_matches_a_direct_call_and_encodes_each_text_once(spark, trained
 def test_rerun_of_a_day_gives_the_same_rows(spark, trained):
     lake, _ = trained
     score_single_modal(spark, lake, ds=DS)
-    first = lake.read_arrow("silver.single_modal_scores").to_pandas().sort_values(["request_id", "item_id"]).reset_index(drop=True)
+    first = (
+        lake.read_arrow("silver.single_modal_scores")
+        .to_pandas()
+        .sort_values(["request_id", "item_id"])
+        .reset_index(drop=True)
+    )
     score_single_modal(spark, lake, ds=DS)
-    second = lake.read_arrow("silver.single_modal_scores").to_pandas().sort_values(["request_id", "item_id"]).reset_index(drop=True)
+    second = (
+        lake.read_arrow("silver.single_modal_scores")
+        .to_pandas()
+        .sort_values(["request_id", "item_id"])
+        .reset_index(drop=True)
+    )
     pd.testing.assert_frame_equal(first, second)
 
 
@@ -108,12 +115,18 @@ def test_bad_embeddings_go_to_rejects_and_empty_text_is_still_scored(spark, trai
     web_item = original[original.modality == "web"].item_id.iloc[0]
     nan_item, short_item = image_items[0], video_items[0]
     try:
+
         def update(items):
             embedding = F.col("visual_embedding")
             return items.select(
                 *[c for c in items.columns if c not in ("visual_embedding", "title", "body")],
-                F.when(F.col("item_id") == nan_item, F.array(F.lit(float("nan")).cast("float"), *[F.lit(0.0).cast("float")] * 31))
-                .when(F.col("item_id") == short_item, F.slice(embedding, 1, 5)).otherwise(embedding).alias("visual_embedding"),
+                F.when(
+                    F.col("item_id") == nan_item,
+                    F.array(F.lit(float("nan")).cast("float"), *[F.lit(0.0).cast("float")] * 31),
+                )
+                .when(F.col("item_id") == short_item, F.slice(embedding, 1, 5))
+                .otherwise(embedding)
+                .alias("visual_embedding"),
                 F.when(F.col("item_id") == web_item, F.lit("")).otherwise(F.col("title")).alias("title"),
                 F.when(F.col("item_id") == web_item, F.lit(None).cast("string")).otherwise(F.col("body")).alias("body"),
             )
@@ -158,12 +171,14 @@ def test_missing_or_corrupt_artifacts_fail_before_any_write(spark, trained, tmp_
 def test_evaluation_counts_a_win_only_when_the_interval_is_above_zero():
     # Given 40 two-item lists where the ranker orders every list right and production wrong
     lists = 40
-    frame = pd.DataFrame({
-        "query_id": np.repeat([f"q{i}" for i in range(lists)], 2),
-        "item_id": np.tile(["a", "b"], lists),
-        "modality": "answer",
-        "grade": np.tile([3.0, 1.0], lists),
-    })
+    frame = pd.DataFrame(
+        {
+            "query_id": np.repeat([f"q{i}" for i in range(lists)], 2),
+            "item_id": np.tile(["a", "b"], lists),
+            "modality": "answer",
+            "grade": np.tile([3.0, 1.0], lists),
+        }
+    )
     frame["ranker"] = frame["grade"]
     frame["production"] = -frame["grade"]
     frame["popularity"] = frame["grade"]  # as good as the ranker

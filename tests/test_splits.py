@@ -16,5 +16,8 @@ def test_spark_split_matches_python(spark):
     frame = spark.createDataFrame([(i,) for i in ids], "query_id string")
     from pyspark.sql import functions as F
 
-    got = {row.query_id: row.split for row in frame.select("query_id", query_split_column(F.col("query_id")).alias("split")).collect()}
+    got = {
+        row.query_id: row.split
+        for row in frame.select("query_id", query_split_column(F.col("query_id")).alias("split")).collect()
+    }
     assert got == {i: query_split(i) for i in ids}

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from smar.annotation.strategies import (
-    STRATEGIES,
+    BUDGET_STRATEGIES,
     interleave_for_display,
     label_count,
     select_items,
@@ -39,7 +39,7 @@ def test_label_count_refuses_budget_outside_unit_interval(budget):
         label_count(10, budget)
 
 
-@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("strategy", BUDGET_STRATEGIES)
 @pytest.mark.parametrize("n_items", [1, 2, 3, 7, 10, 23, 100])
 @pytest.mark.parametrize("budget", [0.05, 0.1, 0.2, 0.3, 0.5])
 def test_every_strategy_honours_the_budget(strategy, n_items, budget):
@@ -115,7 +115,7 @@ def test_select_items_labels_at_least_one_item_per_modality_present():
         "video": ["v0"],
         "llm": [],
     }
-    for strategy in STRATEGIES:
+    for strategy in BUDGET_STRATEGIES:
         # When selecting with budget 0.1
         chosen = select_items(strategy, ranked, 0.1, rng=np.random.default_rng(0))
         # Then every non-empty modality has >= 1 item, chosen from its own list, and web has 3
@@ -166,7 +166,6 @@ def test_interleave_is_rarely_grouped_over_many_seeds():
     # Grouped-by-modality output should be as rare as for a uniform shuffle (3!*6!4!3!/13! ~ 1e-4)
     page = _page()
     grouped = sum(
-        _modality_runs(interleave_for_display(page, np.random.default_rng(seed))) == len(page)
-        for seed in range(300)
+        _modality_runs(interleave_for_display(page, np.random.default_rng(seed))) == len(page) for seed in range(300)
     )
     assert grouped <= 1

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from smar.metrics import evaluate_run
-from smar.trec_files import read_qrels, read_run
+from smar.metrics.trec_files import read_qrels, read_run
 
 MEASURES = ["ndcg", "ndcg_cut_5", "ndcg_cut_10", "ndcg_cut_20", "map", "recip_rank", "P_5", "P_10"]
 # Extra measures trec_eval also prints, checked as well for free.
@@ -68,9 +68,10 @@ def test_every_query_matches_golden(case: dict[str, Any], measure: str) -> None:
 
 @pytest.mark.parametrize("measure", MEASURES + EXTRA_MEASURES + ["num_q"])
 def test_overall_matches_golden(case: dict[str, Any], measure: str) -> None:
-    assert case["evaluation"].overall[measure] == pytest.approx(
-        case["golden"][measure]["all"], abs=TOLERANCE
-    ), (case["name"], measure)
+    assert case["evaluation"].overall[measure] == pytest.approx(case["golden"][measure]["all"], abs=TOLERANCE), (
+        case["name"],
+        measure,
+    )
 
 
 def test_golden_files_exercise_the_conventions(sample_data: Path) -> None:

@@ -26,9 +26,7 @@ class SmarSettings(BaseSettings):
         default="auto",
         description="auto: classic Spark when launched by spark-submit, else the embedded engine.",
     )
-    artifacts: Path = Field(
-        default=Path("./artifacts"), description="Model artifacts (state_dict, config, metadata)."
-    )
+    artifacts: Path = Field(default=Path("./artifacts"), description="Model artifacts (state_dict, config, metadata).")
     reports: Path = Field(
         default=Path("./reports"),
         description="Human-readable outputs: GX Data Docs, replay reports, plots.",
@@ -37,8 +35,7 @@ class SmarSettings(BaseSettings):
         default=0.05,
         ge=0.0,
         le=1.0,
-        description="Ingest fails (writing only the rejects) when more than this fraction of rows "
-        "is refused.",
+        description="Ingest fails (writing only the rejects) when more than this fraction of rows is refused.",
     )
     seed: int = Field(default=20251016, description="Default seed for generators and training.")
 

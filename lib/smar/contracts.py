@@ -9,12 +9,12 @@ Types use Spark SQL spelling: `string`, `long`, `int`, `double`, `float`, `boole
 
 `required: true` is a *logical* rule (ingest refuses rows where it is null); the physical Delta
 column stays nullable so that tables written by delta-rs, Spark and the embedded engine stay
-readable by each other (DESIGN.md §4).
+readable by each other (docs/architecture.md, "Engines").
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -41,7 +41,9 @@ _PRIMITIVES: dict[str, pa.DataType] = {
 
 
 def _split_top_level(text: str, separator: str = ",") -> list[str]:
-    parts, depth, current = [], 0, []
+    parts: list[str] = []
+    current: list[str] = []
+    depth = 0
     for char in text:
         if char == "<":
             depth += 1
@@ -114,9 +116,7 @@ class Contract(BaseModel):
     columns: list[Column]
     partition_by: list[str] = Field(default_factory=list)
     keys: list[str] = Field(default_factory=list, description="columns that identify a row")
-    unique_keys: bool = Field(
-        default=True, description="whether `keys` must be unique (validated at ingest and by GX)"
-    )
+    unique_keys: bool = Field(default=True, description="whether `keys` must be unique (validated at ingest and by GX)")
 
     @model_validator(mode="after")
     def _check_references(self) -> Contract:
@@ -171,12 +171,11 @@ def contracts_dir() -> Traversable:
     if repository.is_dir():
         return repository
     raise FileNotFoundError(
-        f"table contracts not found in {packaged} nor {repository}; "
-        "install the smar wheel or run from a checkout"
+        f"table contracts not found in {packaged} nor {repository}; install the smar wheel or run from a checkout"
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_contract(table: str) -> Contract:
     """The contract of `layer.name`, read from `schemas/<layer>/<name>.yaml`."""
     layer, _, name = table.partition(".")
@@ -196,6 +195,8 @@ def all_tables() -> list[str]:
     root = contracts_dir()
     return sorted(
         f"{layer.name}.{entry.name.removesuffix('.yaml')}"
-        for layer in root.iterdir() if layer.is_dir()
-        for entry in layer.iterdir() if entry.name.endswith(".yaml")
+        for layer in root.iterdir()
+        if layer.is_dir()
+        for entry in layer.iterdir()
+        if entry.name.endswith(".yaml")
     )

@@ -1,4 +1,4 @@
-"""One job code, two places it runs (DESIGN.md §4).
+"""One job code, two places it runs (docs/architecture.md, "Engines").
 
 * embedded: the pysail Spark Connect server started in this process, reached through the Spark
   Connect client. No JVM; reads and writes Delta natively; runs pandas UDFs.
@@ -45,8 +45,7 @@ def resolve_engine(requested: EngineName | None = None) -> str:
     choice = requested or os.environ.get(ENGINE_ENV_VAR, "auto")
     if choice not in ("auto", "embedded", "cluster"):
         raise ValueError(
-            f"unknown engine {choice!r} (from flag or ${ENGINE_ENV_VAR}); "
-            "use one of: auto, embedded, cluster"
+            f"unknown engine {choice!r} (from flag or ${ENGINE_ENV_VAR}); use one of: auto, embedded, cluster"
         )
     if choice == "auto":
         return "cluster" if launched_by_spark_submit() else "embedded"

@@ -13,19 +13,14 @@ The single-modal rankers never see a query that is later annotated or evaluated.
 from __future__ import annotations
 
 import hashlib
-from typing import Literal
 
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-Split = Literal["single_modal_train", "page_train", "page_valid", "test"]
-SPLIT_BOUNDS: tuple[tuple[Split, int], ...] = (
-    ("single_modal_train", 40),
-    ("page_train", 70),
-    ("page_valid", 80),
-    ("test", 100),
-)
-SPLITS: tuple[Split, ...] = tuple(name for name, _ in SPLIT_BOUNDS)
+from smar.vocabulary import SPLITS, Split
+
+#: Each split's upper bucket bound (exclusive), in `SPLITS` order.
+SPLIT_BOUNDS: tuple[tuple[Split, int], ...] = tuple(zip(SPLITS, (40, 70, 80, 100), strict=True))
 
 
 def query_bucket(query_id: str) -> int:
@@ -45,9 +40,10 @@ def query_split(query_id: str) -> Split:
 def query_split_column(query_id: Column) -> Column:
     """The same split as a Spark expression (sha2 is native on both engines)."""
     bucket = F.conv(F.substring(F.sha2(query_id, 256), 1, 8), 16, 10).cast("long") % 100
-    expression = None
-    for name, upper in SPLIT_BOUNDS:
-        expression = (F.when(bucket < upper, F.lit(name)) if expression is None else expression.when(bucket < upper, F.lit(name)))
+    (first_name, first_upper), *rest = SPLIT_BOUNDS
+    expression = F.when(bucket < first_upper, F.lit(first_name))
+    for name, upper in rest:
+        expression = expression.when(bucket < upper, F.lit(name))
     return expression
 
 

@@ -36,8 +36,8 @@ import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-MIN_GRADE = 0
-MAX_GRADE = 4
+from smar.vocabulary import MAX_GRADE, MIN_GRADE
+
 DEFAULT_BOUNDARIES: tuple[int, ...] = (1, 2, 3, 4)
 
 
@@ -81,9 +81,7 @@ class IsoLabelSearch:
     def __post_init__(self) -> None:
         self.grades = tuple(sorted(set(self.grades)))
         if not self.grades or any(not MIN_GRADE < g <= MAX_GRADE for g in self.grades):
-            raise ValueError(
-                f"grade boundaries must lie in {MIN_GRADE + 1}..{MAX_GRADE}, got {self.grades}"
-            )
+            raise ValueError(f"grade boundaries must lie in {MIN_GRADE + 1}..{MAX_GRADE}, got {self.grades}")
         if self.max_judgements_per_query is not None and self.max_judgements_per_query < 0:
             raise ValueError("max_judgements_per_query must be >= 0 or None")
         for modality, n_items in self.n_items_by_modality.items():
@@ -162,9 +160,7 @@ class IsoLabelSearch:
         n_items = self.n_items_by_modality[modality]
         if not 0 <= position < n_items:
             raise ValueError(f"modality {modality!r}: position {position} outside 0..{n_items - 1}")
-        if isinstance(grade, bool) or not isinstance(grade, numbers.Integral) or not (
-            MIN_GRADE <= grade <= MAX_GRADE
-        ):
+        if isinstance(grade, bool) or not isinstance(grade, numbers.Integral) or not (MIN_GRADE <= grade <= MAX_GRADE):
             raise ValueError(f"grade must be an integer in {MIN_GRADE}..{MAX_GRADE}, got {grade!r}")
         position, grade = int(position), int(grade)  # numpy integers become plain ints
         judged = self._judged[modality]
@@ -172,13 +168,10 @@ class IsoLabelSearch:
             raise ValueError(f"modality {modality!r}: position {position} was already judged")
         remaining = self._remaining_budget()
         if remaining is not None and remaining <= 0:
-            raise ValueError(
-                f"judgement cap of {self.max_judgements_per_query} per query already reached"
-            )
+            raise ValueError(f"judgement cap of {self.max_judgements_per_query} per query already reached")
 
         if any(
-            (earlier < position and earlier_grade < grade)
-            or (earlier > position and earlier_grade > grade)
+            (earlier < position and earlier_grade < grade) or (earlier > position and earlier_grade > grade)
             for earlier, earlier_grade in judged.items()
         ):
             self.inconsistencies += 1

@@ -32,24 +32,14 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-MIN_GRADE = 0
-MAX_GRADE = 4
-VISUAL_MODALITIES = frozenset({"image", "video"})
+from smar.errors import LabelImportError
+from smar.vocabulary import GRADE_RUBRIC as RUBRIC
+from smar.vocabulary import MAX_GRADE, MIN_GRADE, VISUAL_MODALITIES
+
 GRADE_CONTROL = re.compile(r"^grade_(\d+)$")
-RUBRIC: dict[int, str] = {
-    0: "0 fails to meet the need",
-    1: "1 barely meets the need",
-    2: "2 partially meets the need",
-    3: "3 largely meets the need",
-    4: "4 fully meets the need",
-}
 CSV_COLUMNS = ("task_id", "item_id", "grade", "annotator")
 # Simulated exports carry a fixed timestamp unless told otherwise, so reruns are byte-identical.
 DEFAULT_ANNOTATED_AT = "1970-01-01T00:00:00.000000Z"
-
-
-class LabelImportError(ValueError):
-    """The whole file is unreadable (bad JSON, wrong top-level shape, bad CSV header)."""
 
 
 @dataclass(frozen=True)
@@ -142,11 +132,7 @@ def build_task(
 
 
 def _check_grade(grade: Any) -> int:
-    if (
-        isinstance(grade, bool)
-        or not isinstance(grade, numbers.Integral)
-        or not MIN_GRADE <= grade <= MAX_GRADE
-    ):
+    if isinstance(grade, bool) or not isinstance(grade, numbers.Integral) or not MIN_GRADE <= int(grade) <= MAX_GRADE:
         raise ValueError(f"grade must be an integer in {MIN_GRADE}..{MAX_GRADE}, got {grade!r}")
     return int(grade)  # numpy integers are not JSON-serialisable
 
@@ -170,16 +156,11 @@ def annotations_export(
             raise ValueError(f"grade for unknown task {task_id!r}")
         if item_id not in item_index[task_id]:
             raise ValueError(f"grade for item {item_id!r} not shown in task {task_id!r}")
-        by_task.setdefault(task_id, {}).setdefault(annotator, {})[
-            item_index[task_id][item_id]
-        ] = _check_grade(grade)
+        by_task.setdefault(task_id, {}).setdefault(annotator, {})[item_index[task_id][item_id]] = _check_grade(grade)
 
     # Label Studio numbers users, annotations and tasks itself; stable numbers keep diffs small.
     annotator_numbers = {
-        name: number
-        for number, name in enumerate(
-            sorted({annotator for _, _, annotator in grades}), start=1
-        )
+        name: number for number, name in enumerate(sorted({annotator for _, _, annotator in grades}), start=1)
     }
     export: list[dict[str, Any]] = []
     annotation_number = 0
@@ -273,9 +254,7 @@ def parse_export(payload: str | bytes) -> tuple[list[LabelRow], list[RejectedLab
         try:
             payload = payload.decode("utf-8")
         except UnicodeDecodeError as error:
-            raise LabelImportError(
-                f"Label Studio export is not UTF-8: byte {error.start}: {error.reason}"
-            ) from error
+            raise LabelImportError(f"Label Studio export is not UTF-8: byte {error.start}: {error.reason}") from error
     try:
         tasks = json.loads(payload)
     except json.JSONDecodeError as error:
@@ -284,9 +263,7 @@ def parse_export(payload: str | bytes) -> tuple[list[LabelRow], list[RejectedLab
             f"column {error.colno} (char {error.pos})"
         ) from error
     if not isinstance(tasks, list):
-        raise LabelImportError(
-            f"Label Studio export must be a JSON list of tasks, got {type(tasks).__name__}"
-        )
+        raise LabelImportError(f"Label Studio export must be a JSON list of tasks, got {type(tasks).__name__}")
 
     rows: list[LabelRow] = []
     rejected: list[RejectedLabel] = []
@@ -298,10 +275,8 @@ def parse_export(payload: str | bytes) -> tuple[list[LabelRow], list[RejectedLab
         task_id = data.get("task_id") if isinstance(data, Mapping) else None
         items = data.get("items") if isinstance(data, Mapping) else None
         if task_id in (None, "") or not isinstance(items, list):
-            missing = "data.task_id" if task_id in (None, "") else "data.items"
-            rejected.append(
-                RejectedLabel(row_number, f"missing field {missing}", _compact(task))
-            )
+            missing_field = "data.task_id" if task_id in (None, "") else "data.items"
+            rejected.append(RejectedLabel(row_number, f"missing field {missing_field}", _compact(task)))
             continue
         task_id = str(task_id)
         # The Repeater's {{idx}} is the item's position in data.items, so that is the key.
@@ -313,16 +288,10 @@ def parse_export(payload: str | bytes) -> tuple[list[LabelRow], list[RejectedLab
 
         for annotation in task.get("annotations") or []:
             fragment = _compact(annotation)
-            annotator = (
-                _annotator_name(annotation.get("completed_by"))
-                if isinstance(annotation, Mapping)
-                else None
-            )
+            annotator = _annotator_name(annotation.get("completed_by")) if isinstance(annotation, Mapping) else None
 
             def refuse(reason: str, raw: str = fragment, item_id: str | None = None) -> None:
-                rejected.append(
-                    RejectedLabel(row_number, reason, raw, task_id, item_id, annotator)
-                )
+                rejected.append(RejectedLabel(row_number, reason, raw, task_id, item_id, annotator))
 
             if not isinstance(annotation, Mapping):
                 refuse("annotation is not a JSON object")
@@ -363,8 +332,7 @@ def parse_export(payload: str | bytes) -> tuple[list[LabelRow], list[RejectedLab
                 index = int(control.group(1))
                 if index not in item_ids:
                     refuse(
-                        f"unknown item index {index} for task {task_id} "
-                        f"({len(item_ids)} items shown)",
+                        f"unknown item index {index} for task {task_id} ({len(item_ids)} items shown)",
                         raw,
                     )
                     continue
@@ -401,15 +369,12 @@ def parse_csv(
     header = [name.strip() for name in header]
     absent = [name for name in CSV_COLUMNS if name not in header]
     if absent:
-        raise LabelImportError(
-            f"label CSV header lacks column(s) {', '.join(absent)}; got {', '.join(header)}"
-        )
+        raise LabelImportError(f"label CSV header lacks column(s) {', '.join(absent)}; got {', '.join(header)}")
     column = {name: header.index(name) for name in CSV_COLUMNS}
     shown: dict[str, set[str]] | None = None
     if tasks is not None:
         shown = {
-            str(task["data"]["task_id"]): {str(item["item_id"]) for item in task["data"]["items"]}
-            for task in tasks
+            str(task["data"]["task_id"]): {str(item["item_id"]) for item in task["data"]["items"]} for task in tasks
         }
 
     rows: list[LabelRow] = []
@@ -428,23 +393,19 @@ def parse_csv(
             continue
         raw = ",".join(fields)
         if len(fields) != len(header):
-            rejected.append(
-                RejectedLabel(row_number, f"expected {len(header)} fields, got {len(fields)}", raw)
-            )
+            rejected.append(RejectedLabel(row_number, f"expected {len(header)} fields, got {len(fields)}", raw))
             continue
-        task_id, item_id, grade_text, annotator = (
-            fields[column[name]].strip() for name in CSV_COLUMNS
-        )
-        empty = [
-            name
-            for name, value in zip(CSV_COLUMNS, (task_id, item_id, grade_text, annotator))
-            if not value
-        ]
+        task_id, item_id, grade_text, annotator = (fields[column[name]].strip() for name in CSV_COLUMNS)
+        empty = [name for name, value in zip(CSV_COLUMNS, (task_id, item_id, grade_text, annotator)) if not value]
         if empty:
             rejected.append(
                 RejectedLabel(
-                    row_number, f"missing field {', '.join(empty)}", raw,
-                    task_id or None, item_id or None, annotator or None,
+                    row_number,
+                    f"missing field {', '.join(empty)}",
+                    raw,
+                    task_id or None,
+                    item_id or None,
+                    annotator or None,
                 )
             )
             continue
@@ -457,9 +418,7 @@ def parse_csv(
         if problem is None and (task_id, item_id, annotator) in seen:
             problem = f"duplicate grade for item {item_id} by {annotator}"
         if problem is not None or grade is None:
-            rejected.append(
-                RejectedLabel(row_number, problem or "bad grade", raw, task_id, item_id, annotator)
-            )
+            rejected.append(RejectedLabel(row_number, problem or "bad grade", raw, task_id, item_id, annotator))
             continue
         seen.add((task_id, item_id, annotator))
         rows.append(LabelRow(task_id, item_id, grade, annotator, None))

@@ -104,9 +104,7 @@ def simulate_grades(
     return SimulatedGrades(grades, annotators, items_graded, noisy_items, disagreements)
 
 
-def write_simulated_export(
-    tasks: Sequence[Mapping[str, Any]], simulated: SimulatedGrades, path: Path
-) -> Path:
+def write_simulated_export(tasks: Sequence[Mapping[str, Any]], simulated: SimulatedGrades, path: Path) -> Path:
     """Write the grades as a Label Studio JSON export (`annotations_export`) to `path`."""
     export = annotations_export(tasks, simulated.grades)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -14,13 +14,10 @@ one item for every modality present on the page, never more than the list holds.
 from __future__ import annotations
 
 import math
-from typing import Literal, get_args
 
 import numpy as np
 
-Strategy = Literal["top", "slice", "random", "stratified"]
-STRATEGIES: tuple[str, ...] = get_args(Strategy)
-DEFAULT_BUDGET = 0.2
+from smar.vocabulary import BUDGET_STRATEGIES, DEFAULT_BUDGET, BudgetStrategy
 
 
 def label_count(n_items: int, budget: float = DEFAULT_BUDGET) -> int:
@@ -35,7 +32,7 @@ def label_count(n_items: int, budget: float = DEFAULT_BUDGET) -> int:
 
 
 def select_positions(
-    strategy: Strategy | str,
+    strategy: BudgetStrategy | str,
     n_items: int,
     budget: float = DEFAULT_BUDGET,
     *,
@@ -71,12 +68,12 @@ def select_positions(
         edges = (np.arange(count + 1) * n_items) // count
         positions = (edges[:-1] + edges[1:] - 1) // 2
     else:
-        raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
+        raise ValueError(f"unknown strategy {strategy!r}; expected one of {BUDGET_STRATEGIES}")
     return np.sort(positions.astype(np.int64))
 
 
 def select_items(
-    strategy: Strategy | str,
+    strategy: BudgetStrategy | str,
     ranked_items_by_modality: dict[str, list[str]],
     budget: float = DEFAULT_BUDGET,
     *,
@@ -89,16 +86,12 @@ def select_items(
     chosen: dict[str, list[str]] = {}
     for modality in sorted(ranked_items_by_modality):
         ranked = ranked_items_by_modality[modality]
-        positions = select_positions(
-            strategy, len(ranked), budget, rng=rng, band_index=band_index
-        )
+        positions = select_positions(strategy, len(ranked), budget, rng=rng, band_index=band_index)
         chosen[modality] = [ranked[position] for position in positions]
     return chosen
 
 
-def interleave_for_display(
-    items_by_modality: dict[str, list[str]], rng: np.random.Generator
-) -> list[tuple[str, str]]:
+def interleave_for_display(items_by_modality: dict[str, list[str]], rng: np.random.Generator) -> list[tuple[str, str]]:
     """The order in which annotators see a page's items, as (modality, item_id) pairs.
 
     A uniform random permutation of all items of all modalities, so that neither the modality
@@ -106,10 +99,6 @@ def interleave_for_display(
     grade). Modalities are taken in sorted name order and items in their given order before
     shuffling, so the result depends only on the content and the rng's state.
     """
-    pool = [
-        (modality, item_id)
-        for modality in sorted(items_by_modality)
-        for item_id in items_by_modality[modality]
-    ]
+    pool = [(modality, item_id) for modality in sorted(items_by_modality) for item_id in items_by_modality[modality]]
     order = rng.permutation(len(pool))
     return [pool[index] for index in order]

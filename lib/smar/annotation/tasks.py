@@ -31,16 +31,11 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from smar.annotation.iso_label import DEFAULT_BOUNDARIES, IsoLabelSearch
-from smar.annotation.strategies import STRATEGIES, interleave_for_display, select_positions
+from smar.annotation.strategies import interleave_for_display, select_positions
 from smar.splits import query_split_column
+from smar.vocabulary import BUDGET_STRATEGIES, FULL, ISO_LABEL, ISO_LABEL_BUDGET, TASK_STRATEGIES
 
-DEFAULT_PAGE_SPLITS: tuple[str, ...] = ("page_train", "page_valid")
-DEFAULT_EVAL_SPLITS: tuple[str, ...] = ("test",)
-FULL_STRATEGY = "full"
-ISO_LABEL_STRATEGY = "iso_label"
-# iso_label has no fraction budget: its cost is bounded by the judgement cap instead.
-ISO_LABEL_BUDGET = 0.0
-TASK_STRATEGIES: tuple[str, ...] = (*STRATEGIES, ISO_LABEL_STRATEGY, FULL_STRATEGY)
+# iso_label has no fraction budget (ISO_LABEL_BUDGET): its cost is bounded by the judgement cap instead.
 SELECT_PURPOSE, DISPLAY_PURPOSE = 0, 1
 
 SHOWN_ITEM_SCHEMA = T.StructType(
@@ -91,7 +86,7 @@ def check_strategy(strategy: str, budget: float) -> None:
     """Refuse unknown strategies and budgets outside (0, 1] (iso_label and full take any)."""
     if strategy not in TASK_STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; expected one of {TASK_STRATEGIES}")
-    if strategy in STRATEGIES and (math.isnan(budget) or not 0.0 < budget <= 1.0):
+    if strategy in BUDGET_STRATEGIES and (math.isnan(budget) or not 0.0 < budget <= 1.0):
         raise ValueError(f"budget must be a fraction in (0, 1], got {budget}")
 
 
@@ -109,23 +104,13 @@ def candidate_pages(
     Columns: ds, page_id, query_id, query_text, item_id, modality, rank_in_modality, title, body,
     n_candidates. `page_id` is the query's smallest request_id of the day.
     """
-    day_scores = scores.where(F.col("ds") == ds).where(
-        query_split_column(F.col("query_id")).isin(list(splits))
-    )
+    day_scores = scores.where(F.col("ds") == ds).where(query_split_column(F.col("query_id")).isin(list(splits)))
     first_requests = day_scores.groupBy("query_id").agg(F.min("request_id").alias("request_id"))
-    query_texts = (
-        search_logs.where(F.col("ds") == ds)
-        .select("request_id", "query_text")
-        .dropDuplicates(["request_id"])
-    )
-    display_fields = (
-        items.where(F.col("ds") == ds).select("item_id", "title", "body").dropDuplicates(["item_id"])
-    )
+    query_texts = search_logs.where(F.col("ds") == ds).select("request_id", "query_text").dropDuplicates(["request_id"])
+    display_fields = items.where(F.col("ds") == ds).select("item_id", "title", "body").dropDuplicates(["item_id"])
     # Explicit frame: every candidate of the page counts, whatever the order.
     page_window = F.count(F.lit(1)).over(
-        Window.partitionBy("request_id").rowsBetween(
-            Window.unboundedPreceding, Window.unboundedFollowing
-        )
+        Window.partitionBy("request_id").rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
     )
     return (
         day_scores.join(first_requests, on=["query_id", "request_id"], how="inner")
@@ -150,10 +135,7 @@ def candidate_pages(
 def _ranked_by_modality(page: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """The page's candidates per modality, in single-modal rank order (ties by item_id)."""
     ordered = page.sort_values(["modality", "rank_in_modality", "item_id"], kind="stable")
-    return {
-        str(modality): group.reset_index(drop=True)
-        for modality, group in ordered.groupby("modality", sort=True)
-    }
+    return {str(modality): group.reset_index(drop=True) for modality, group in ordered.groupby("modality", sort=True)}
 
 
 def _shown_rows(
@@ -162,11 +144,7 @@ def _shown_rows(
     rng: np.random.Generator,
 ) -> list[dict[str, Any]]:
     """Interleave the chosen items of every modality into the recorded display order."""
-    by_item = {
-        str(row["item_id"]): row
-        for frame in chosen.values()
-        for row in frame.to_dict("records")
-    }
+    by_item = {str(row["item_id"]): row for frame in chosen.values() for row in frame.to_dict("records")}
     order = interleave_for_display(
         {modality: [str(item) for item in frame["item_id"]] for modality, frame in chosen.items()},
         rng,
@@ -210,12 +188,10 @@ def select_page_items(
     select_rng = page_rng(seed, page_id, round_number, SELECT_PURPOSE)
     chosen: dict[str, pd.DataFrame] = {}
     for modality, frame in ranked.items():
-        if strategy == FULL_STRATEGY:
+        if strategy == FULL:
             positions = np.arange(len(frame))
         else:
-            positions = select_positions(
-                strategy, len(frame), budget, rng=select_rng, band_index=band_index
-            )
+            positions = select_positions(strategy, len(frame), budget, rng=select_rng, band_index=band_index)
         chosen[modality] = frame.iloc[positions]
     rows = _shown_rows(page_id, chosen, page_rng(seed, page_id, round_number, DISPLAY_PURPOSE))
     return pd.DataFrame(rows, columns=SHOWN_ITEM_COLUMNS)
@@ -266,10 +242,7 @@ def iso_label_page_round(
         search.next_probes()  # marks which boundaries this round's midpoints belong to
         judged = search.judged()
         for modality, position, grade in sorted(labelled[label_round]):
-            cap_spent = (
-                max_judgements_per_query is not None
-                and search.judgements_used >= max_judgements_per_query
-            )
+            cap_spent = max_judgements_per_query is not None and search.judgements_used >= max_judgements_per_query
             if cap_spent:
                 break
             if position not in judged[modality]:
@@ -286,11 +259,12 @@ def iso_label_page_round(
     for boundary_grade, anchors in search.anchors().items():
         for anchor in anchors:
             frame = ranked[anchor.modality]
-            for side, position, judged_grade in (
+            sides: tuple[tuple[str, int | None, int | None], ...] = (
                 ("above", anchor.last_at_or_above, anchor.last_at_or_above_grade),
                 ("below", anchor.first_below, anchor.first_below_grade),
-            ):
-                item = frame.iloc[position] if position is not None else None
+            )
+            for side, anchor_position, judged_grade in sides:
+                item = frame.iloc[anchor_position] if anchor_position is not None else None
                 rows.append(
                     {
                         "kind": "anchor",
@@ -328,11 +302,7 @@ def _items_array(shown: DataFrame) -> DataFrame:
     """Shown item rows -> one row per page with `items` in display order (the contract's struct)."""
     collected = shown.groupBy("page_id").agg(
         F.sort_array(
-            F.collect_list(
-                F.struct(
-                    "display_position", "item_id", "modality", "title", "body", "single_modal_rank"
-                )
-            )
+            F.collect_list(F.struct("display_position", "item_id", "modality", "title", "body", "single_modal_rank"))
         ).alias("shown")
     )
     return collected.select(
@@ -368,9 +338,7 @@ def assemble_tasks(
 
     task_id = page_id + `/<strategy>/b<budget>/r<round>`; pages without a shown item get no task.
     """
-    pages = candidates.select("ds", "page_id", "query_id", "query_text", "n_candidates").dropDuplicates(
-        ["page_id"]
-    )
+    pages = candidates.select("ds", "page_id", "query_id", "query_text", "n_candidates").dropDuplicates(["page_id"])
     suffix = task_id_suffix(strategy, budget, round_number)
     return pages.join(_items_array(shown), on="page_id", how="inner").select(
         F.col("ds"),
@@ -400,7 +368,7 @@ def build_tasks_frame(
 ) -> DataFrame:
     """silver.annotation_tasks rows for `candidates` (from `candidate_pages`) under a budget
     strategy (top, slice, random, stratified) or `full`."""
-    if strategy == ISO_LABEL_STRATEGY:
+    if strategy == ISO_LABEL:
         raise ValueError("iso_label tasks come from `iso_label_round_frames`, one round at a time")
     check_strategy(strategy, budget)
 
@@ -414,9 +382,11 @@ def build_tasks_frame(
             band_index=band_index,
         )
 
-    shown = candidates.select(
-        "page_id", "item_id", "modality", "rank_in_modality", "title", "body"
-    ).groupBy("page_id").applyInPandas(per_page, SHOWN_ITEM_SCHEMA)
+    shown = (
+        candidates.select("page_id", "item_id", "modality", "rank_in_modality", "title", "body")
+        .groupBy("page_id")
+        .applyInPandas(per_page, SHOWN_ITEM_SCHEMA)
+    )
     return assemble_tasks(
         candidates,
         shown,
@@ -431,14 +401,12 @@ def iso_label_history(tasks: DataFrame, consensus: DataFrame, *, round_number: i
     """(page_id, item_id, label_round, mean_grade) for items shown by iso-label rounds before
     `round_number`: the earliest round that showed the item, and its annotators' mean grade."""
     shown = (
-        tasks.where((F.col("strategy") == ISO_LABEL_STRATEGY) & (F.col("round") < round_number))
+        tasks.where((F.col("strategy") == ISO_LABEL) & (F.col("round") < round_number))
         .select("page_id", "round", F.explode("items").alias("item"))
         .groupBy("page_id", F.col("item.item_id").alias("item_id"))
         .agg(F.min("round").alias("label_round"))
     )
-    return shown.join(
-        consensus.select("page_id", "item_id", "mean_grade"), on=["page_id", "item_id"], how="left"
-    )
+    return shown.join(consensus.select("page_id", "item_id", "mean_grade"), on=["page_id", "item_id"], how="left")
 
 
 def iso_label_round_frames(
@@ -467,33 +435,37 @@ def iso_label_round_frames(
             max_judgements_per_query=max_judgements_per_query,
         )
 
-    joined = candidates.select(
-        "page_id", "item_id", "modality", "rank_in_modality", "title", "body"
-    ).join(history, on=["page_id", "item_id"], how="left")
+    joined = candidates.select("page_id", "item_id", "modality", "rank_in_modality", "title", "body").join(
+        history, on=["page_id", "item_id"], how="left"
+    )
     state = joined.groupBy("page_id").applyInPandas(per_page, ISO_ROUND_SCHEMA)
     tasks = assemble_tasks(
         candidates,
         state.where(F.col("kind") == "probe").select(*SHOWN_ITEM_COLUMNS),
-        strategy=ISO_LABEL_STRATEGY,
+        strategy=ISO_LABEL,
         budget=ISO_LABEL_BUDGET,
         round_number=round_number,
         created_at=created_at,
     )
     pages = candidates.select("ds", "page_id", "query_id").dropDuplicates(["page_id"])
-    anchors = state.where(F.col("kind") == "anchor").join(pages, on="page_id", how="inner").select(
-        F.col("ds"),
-        F.col("page_id"),
-        F.col("query_id"),
-        F.col("grade_boundary"),
-        F.col("modality"),
-        F.col("side"),
-        F.col("item_id"),
-        F.col("single_modal_rank").alias("rank_in_modality"),
-        F.col("judged_grade"),
-        F.col("boundary_position"),
-        F.col("judgements_used"),
-        F.lit(round_number - 1).cast("int").alias("round"),
-        F.col("inconsistencies"),
+    anchors = (
+        state.where(F.col("kind") == "anchor")
+        .join(pages, on="page_id", how="inner")
+        .select(
+            F.col("ds"),
+            F.col("page_id"),
+            F.col("query_id"),
+            F.col("grade_boundary"),
+            F.col("modality"),
+            F.col("side"),
+            F.col("item_id"),
+            F.col("single_modal_rank").alias("rank_in_modality"),
+            F.col("judged_grade"),
+            F.col("boundary_position"),
+            F.col("judgements_used"),
+            F.lit(round_number - 1).cast("int").alias("round"),
+            F.col("inconsistencies"),
+        )
     )
     page_states = state.where(F.col("kind") == "page").select(
         "page_id", "search_done", "judgements_used", "inconsistencies"

@@ -101,9 +101,7 @@ def ranking_order(
     return np.argsort(-score_array, kind="stable")
 
 
-def tie_averaged_discounts(
-    sorted_scores: NDArray[np.float64], discounts: NDArray[np.float64]
-) -> NDArray[np.float64]:
+def tie_averaged_discounts(sorted_scores: NDArray[np.float64], discounts: NDArray[np.float64]) -> NDArray[np.float64]:
     """Per rank, the mean of `discounts` over the rank's tie group (scores sorted descending).
 
     `discounts` may hold zeros past a cutoff, which then spread over a group straddling it.
@@ -117,7 +115,8 @@ def tie_averaged_discounts(
     group_of_rank = np.cumsum(starts_group) - 1
     group_sums = np.bincount(group_of_rank, weights=discounts[:length])
     group_sizes = np.bincount(group_of_rank)
-    return (group_sums / group_sizes)[group_of_rank]
+    averaged: NDArray[np.float64] = (group_sums / group_sizes)[group_of_rank]
+    return averaged
 
 
 def empty_value(empty: float | None) -> float:

@@ -125,9 +125,7 @@ def _measure_function(
         if family == "num_rel_ret":
             return float((grades >= threshold).sum())
         if family in ("ndcg", "ndcg_cut"):
-            return ndcg_at(
-                grades, scores, k=k, gain=gain, ties=order_rule, empty=empty, judged_relevance=judged
-            )
+            return ndcg_at(grades, scores, k=k, gain=gain, ties=order_rule, empty=empty, judged_relevance=judged)
         if family == "err":
             return expected_reciprocal_rank(
                 grades, scores, k=k, max_grade=max_grade, ties=order_rule, empty=empty, judged_relevance=judged
@@ -189,8 +187,7 @@ def evaluate_run(
     only_in_qrels = qrels_queries - run_queries
     if only_in_run:
         warnings.append(
-            f"{len(only_in_run)} run queries have no qrels and are ignored "
-            f"(e.g. {sorted(only_in_run)[:3]})"
+            f"{len(only_in_run)} run queries have no qrels and are ignored (e.g. {sorted(only_in_run)[:3]})"
         )
     if only_in_qrels:
         treatment = "scored 0 (complete)" if complete else "ignored (use -c to score them 0)"
@@ -206,9 +203,7 @@ def evaluate_run(
     )
     ranked["relevance"] = ranked["relevance"].astype(np.float64).fillna(-1.0)
     if by_doc_desc:
-        ranked = ranked.sort_values(
-            ["query_id", "score", "doc_id"], ascending=[True, False, False], kind="mergesort"
-        )
+        ranked = ranked.sort_values(["query_id", "score", "doc_id"], ascending=[True, False, False], kind="mergesort")
     else:
         ranked = ranked.sort_values(["query_id", "score"], ascending=[True, False], kind="mergesort")
     ranked_by_query = {

@@ -13,7 +13,7 @@ Input rows: (query_id, doc_id, score, relevance), one per (query, document). A r
 null score is a judged document that was not retrieved: it counts in the ideal DCG and in
 num_rel (trec_eval) but is not ranked. A null relevance is an unjudged retrieved document
 (not relevant, gain 0), as is a NaN one. NaN scores must be refused upstream (the readers in
-`smar.trec_files` do): Spark orders NaN above every number.
+`smar.metrics.trec_files` do): Spark orders NaN above every number.
 """
 
 from __future__ import annotations
@@ -73,14 +73,10 @@ def ranking_metrics_by_query(
         F.col("doc_id").cast("string").alias("doc_id"),
         F.col("score").cast("double").alias("score"),
         # NaN grades (pandas' missing values) are unjudged, like nulls.
-        F.coalesce(F.nanvl(F.col("relevance").cast("double"), F.lit(None).cast("double")), F.lit(-1.0)).alias(
-            "grade"
-        ),
+        F.coalesce(F.nanvl(F.col("relevance").cast("double"), F.lit(None).cast("double")), F.lit(-1.0)).alias("grade"),
     ).withColumn("gain", _gain(F.col("grade"), gain))
 
-    by_score = Window.partitionBy("query_id").orderBy(
-        F.col("score").desc_nulls_last(), F.col("doc_id").desc()
-    )
+    by_score = Window.partitionBy("query_id").orderBy(F.col("score").desc_nulls_last(), F.col("doc_id").desc())
     by_gain = Window.partitionBy("query_id").orderBy(F.col("gain").desc(), F.col("doc_id").desc())
     up_to_here = by_score.rowsBetween(Window.unboundedPreceding, Window.currentRow)
     is_relevant = F.col("grade") >= F.lit(float(relevance_threshold))
@@ -104,9 +100,9 @@ def ranking_metrics_by_query(
         F.sum(F.when(F.col("rank").isNotNull(), discounted_gain)).alias("dcg"),
         F.sum(ideal_discounted_gain).alias("ideal_dcg"),
         F.min(F.when(F.col("relevant_retrieved") == 1, F.col("rank"))).alias("first_relevant_rank"),
-        F.sum(
-            F.when(F.col("relevant_retrieved") == 1, F.col("relevant_so_far") / F.col("rank"))
-        ).alias("precision_sum"),
+        F.sum(F.when(F.col("relevant_retrieved") == 1, F.col("relevant_so_far") / F.col("rank"))).alias(
+            "precision_sum"
+        ),
     ]
     for k in cut_values:
         aggregates += [
@@ -123,21 +119,17 @@ def ranking_metrics_by_query(
         F.col("num_ret").cast("long").alias("num_ret"),
         F.col("num_rel").cast("long").alias("num_rel"),
         F.col("num_rel_ret").cast("long").alias("num_rel_ret"),
-        _or_empty(
-            F.coalesce(F.col("dcg"), F.lit(0.0)) / F.col("ideal_dcg"), F.col("ideal_dcg") > 0, empty
-        ).alias("ndcg"),
-        _or_empty(
-            F.coalesce(F.col("precision_sum"), F.lit(0.0)) / F.col("num_rel"), has_relevant, empty
-        ).alias("map"),
+        _or_empty(F.coalesce(F.col("dcg"), F.lit(0.0)) / F.col("ideal_dcg"), F.col("ideal_dcg") > 0, empty).alias(
+            "ndcg"
+        ),
+        _or_empty(F.coalesce(F.col("precision_sum"), F.lit(0.0)) / F.col("num_rel"), has_relevant, empty).alias("map"),
         _or_empty(reciprocal, has_relevant, empty).alias("recip_rank"),
     ]
     for k in cut_values:
         found = F.coalesce(F.col(f"relevant_in_{k}"), F.lit(0)).cast("double")
         ideal_k = F.col(f"ideal_dcg_{k}")
         outputs += [
-            _or_empty(F.coalesce(F.col(f"dcg_{k}"), F.lit(0.0)) / ideal_k, ideal_k > 0, empty).alias(
-                f"ndcg_cut_{k}"
-            ),
+            _or_empty(F.coalesce(F.col(f"dcg_{k}"), F.lit(0.0)) / ideal_k, ideal_k > 0, empty).alias(f"ndcg_cut_{k}"),
             _or_empty(found / F.lit(float(k)), has_relevant, empty).alias(f"P_{k}"),
             _or_empty(found / F.col("num_rel"), has_relevant, empty).alias(f"recall_{k}"),
             _or_empty(

@@ -157,6 +157,5 @@ def modality_exposure_share(
     slots = inside.sum()
     ranked_labels = labels[order]
     return {
-        modality: float(inside[ranked_labels == modality].sum() / slots)
-        for modality in sorted(set(labels.tolist()))
+        modality: float(inside[ranked_labels == modality].sum() / slots) for modality in sorted(set(labels.tolist()))
     }

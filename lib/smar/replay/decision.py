@@ -1,7 +1,7 @@
 """The A/B decision of a replay: SHIP, NO_SHIP or INCONCLUSIVE, with every reason spelled out.
 
 Input: the replay's summary rows (one per metric, segment, k, label source, with the paired
-bootstrap interval of the delta; `smar.replay.evaluate.SUMMARY_COLUMNS`), i.e. exactly the rows
+bootstrap interval of the delta; `smar.replay.measures.SUMMARY_COLUMNS`), i.e. exactly the rows
 written to gold.replay_metrics. Rules, in order:
 
 1. Primary metric (default NDCG@10 over the whole page). Its label source is the first of
@@ -31,7 +31,8 @@ from typing import Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from smar.replay.evaluate import ALL_SEGMENT, EXPOSURE_SHARE, NDCG, NO_LABELS, ORACLE, PAGE_LABELS
+from smar.replay.measures import ALL_SEGMENT, EXPOSURE_SHARE, NDCG
+from smar.vocabulary import NO_LABELS, ORACLE, PAGE_LABELS
 
 DecisionValue = Literal["SHIP", "NO_SHIP", "INCONCLUSIVE"]
 Verdict = Literal["PASS", "BREACH", "INCONCLUSIVE"]
@@ -198,7 +199,7 @@ def evaluate_guardrails(
 
 
 def _k(value: object) -> int | None:
-    return None if value is None or pd.isna(value) else int(value)  # type: ignore[arg-type]
+    return None if value is None or pd.isna(value) else int(value)  # type: ignore[call-overload]
 
 
 def decide(metrics: pd.DataFrame, config: DecisionConfig | None = None, *, confidence_level: float = 0.95) -> Decision:
@@ -206,12 +207,12 @@ def decide(metrics: pd.DataFrame, config: DecisionConfig | None = None, *, confi
     config = config or DecisionConfig()
     primary, notes = _primary_row(metrics, config)
     if primary is None:
-        reasons = [
+        missing_reasons = [
             f"no label source among {list(config.primary_label_sources)} measures {config.primary_metric} "
             f"on at least {config.min_queries} held-out queries",
             *notes,
         ]
-        return Decision(INCONCLUSIVE, reasons, None, None, None, None, None, [])
+        return Decision(INCONCLUSIVE, missing_reasons, None, None, None, None, None, [])
 
     label_source = str(primary["label_source"])
     name = metric_label(config.primary_metric, config.primary_segment, config.primary_k, label_source)

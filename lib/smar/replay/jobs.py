@@ -17,34 +17,26 @@ range, the configuration and, when a ranking is a DataFrame, a fingerprint of it
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pyspark.sql import DataFrame, SparkSession
 
 from smar.contracts import load_contract
+from smar.errors import InputRefused
 from smar.lake import Lakehouse
-from smar.replay.bootstrap import BootstrapConfig
+from smar.metrics.bootstrap import BootstrapConfig
 from smar.replay.decision import Decision, DecisionConfig, decide
-from smar.replay.evaluate import (
-    ALL_SEGMENT,
-    NDCG,
-    SUMMARY_COLUMNS,
-    MetricConfig,
-    NamedRanking,
-    RankingSource,
-    build_replay_inputs,
-    per_query_metrics,
-    ranking_name,
-    summarize,
-)
+from smar.replay.inputs import NamedRanking, RankingSource, build_replay_inputs, ranking_name
+from smar.replay.measures import ALL_SEGMENT, NDCG, SUMMARY_COLUMNS, MetricConfig
+from smar.replay.per_query import per_query_metrics, summarize
 from smar.replay.report import ReportContext, write_report
+from smar.vocabulary import content_id
 
 log = logging.getLogger(__name__)
 
@@ -82,15 +74,19 @@ def replay_config(
     seed: int | None = None,
 ) -> ReplayConfig:
     """The default `ReplayConfig` with the given (non-None) overrides: what the CLI and the job flags set."""
-    metrics = {"query_splits": tuple(query_splits)} if query_splits else {}
+    metrics: dict[str, Any] = {"query_splits": tuple(query_splits)} if query_splits else {}
     bootstrap_settings = (("method", bootstrap_method), ("n_resamples", n_resamples), ("seed", seed))
-    bootstrap = {name: value for name, value in bootstrap_settings if value is not None}
-    decision = {name: value for name, value in (("min_queries", min_queries),
+    bootstrap: dict[str, Any] = {name: value for name, value in bootstrap_settings if value is not None}
+    decision: dict[str, Any] = {name: value for name, value in (("min_queries", min_queries),
                 ("max_modality_ndcg_drop", max_modality_ndcg_drop), ("max_exposure_shift", max_exposure_shift))
                 if value is not None}  # fmt: skip
-    return ReplayConfig(
-        metrics=MetricConfig(**metrics), bootstrap=BootstrapConfig(**bootstrap), decision=DecisionConfig(**decision)
-    )
+    try:
+        return ReplayConfig(
+            metrics=MetricConfig(**metrics), bootstrap=BootstrapConfig(**bootstrap), decision=DecisionConfig(**decision)
+        )
+    except ValidationError as error:
+        # These values come from the command line: a bad one is refused input, not a bug.
+        raise InputRefused(f"replay settings refused: {error}") from error
 
 
 @dataclass(frozen=True)
@@ -127,18 +123,15 @@ def replay_run_id(
     scores_fingerprint: str | None = None,
 ) -> str:
     """`replay-<16 hex>`: sha256 of the inputs (names, days, config JSON, optional scores fingerprint)."""
-    payload = json.dumps(
-        {
-            "control": control,
-            "candidate": candidate,
-            "ds_start": ds_start,
-            "ds_end": ds_end,
-            "config": config.model_dump(mode="json"),
-            "scores": scores_fingerprint,
-        },
-        sort_keys=True,
-    )
-    return "replay-" + hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+    definition = {
+        "control": control,
+        "candidate": candidate,
+        "ds_start": ds_start,
+        "ds_end": ds_end,
+        "config": config.model_dump(mode="json"),
+        "scores": scores_fingerprint,
+    }
+    return content_id("replay", definition, length=16)
 
 
 def _is_frame(source: RankingSource) -> bool:
@@ -154,10 +147,22 @@ def _metric_rows(
 
     rows = [
         (
-            run_id, control, candidate, row["metric"], row["segment"],
-            None if pd.isna(row["k"]) else int(row["k"]), row["label_source"],
-            number(row["control_value"]), number(row["candidate_value"]), number(row["delta"]),
-            number(row["ci_low"]), number(row["ci_high"]), int(row["n_queries"]), ds_start, ds_end, created_at,
+            run_id,
+            control,
+            candidate,
+            row["metric"],
+            row["segment"],
+            None if pd.isna(row["k"]) else int(row["k"]),
+            row["label_source"],
+            number(row["control_value"]),
+            number(row["candidate_value"]),
+            number(row["delta"]),
+            number(row["ci_low"]),
+            number(row["ci_high"]),
+            int(row["n_queries"]),
+            ds_start,
+            ds_end,
+            created_at,
         )  # fmt: skip
         for _, row in summary.iterrows()
     ]
@@ -210,7 +215,7 @@ def replay_evaluate(
 
     per_query, click_model = per_query_metrics(inputs, config.metrics)
     summary = summarize(per_query, config.bootstrap)
-    created_at = datetime.now(timezone.utc)
+    created_at = datetime.now(UTC)
     lake.overwrite_slice(
         _metric_rows(spark, summary, run_id=run_id, control=control_name, candidate=candidate_name,
                      ds_start=ds_start, ds_end=ds_end, created_at=created_at),

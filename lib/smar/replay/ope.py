@@ -147,7 +147,7 @@ def fit_position_based_model(
     examination = np.full(n_ranks, 0.5)
     converged = False
     iterations = 0
-    for iterations in range(1, max_iterations + 1):
+    for iterations in range(1, max_iterations + 1):  # noqa: B007 (the count is reported after the loop)
         alpha = attractiveness[pair_index]
         gamma = examination[rank_index]
         not_clicked = 1.0 - click

@@ -21,22 +21,21 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # headless: reports are written by batch jobs
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from smar.replay.decision import Decision, metric_label  # noqa: E402
-from smar.replay.evaluate import (  # noqa: E402
+from smar.replay.decision import Decision, metric_label
+from smar.replay.measures import (
     ALL_SEGMENT,
     CLICKS,
     CROSS_MODAL_PAIR_ACCURACY,
     CROSS_MODAL_PNR,
     EXPOSURE_SHARE,
     NDCG,
-    NO_LABELS,
-    ORACLE,
     POSITION_SHARE,
 )
+from smar.vocabulary import NO_LABELS, ORACLE
 
 MODALITY_COLORS = {"web": "#4c72b0", "image": "#dd8452", "video": "#55a868", "answer": "#c44e52"}
 ARM_COLORS = {"control": "#8c8c8c", "candidate": "#1f77b4"}
@@ -114,8 +113,10 @@ def _label(row: pd.Series) -> str:
 def plot_metric_deltas(metrics: pd.DataFrame, path: Path, confidence_level: float) -> Path:
     """Horizontal error bars: each metric's delta (candidate - control) with its interval; 0 marked."""
     families = [
-        ("ranking quality (NDCG, cross-modal pair accuracy)",
-         metrics["metric"].isin([NDCG, CROSS_MODAL_PAIR_ACCURACY])),
+        (
+            "ranking quality (NDCG, cross-modal pair accuracy)",
+            metrics["metric"].isin([NDCG, CROSS_MODAL_PAIR_ACCURACY]),
+        ),
         ("modality exposure share in the top k", metrics["metric"] == EXPOSURE_SHARE),
         ("clicks@k per page (counterfactual)", metrics["metric"] == CLICKS),
     ]
@@ -269,8 +270,10 @@ def _html(metrics: pd.DataFrame, decision: Decision, context: ReportContext) -> 
         "<h2>Reasons</h2><ul>",
         *[f"<li>{escape(reason)}</li>" for reason in decision.reasons],
         "</ul><h2>Run</h2><table>",
-        *[f'<tr><th class="name">{escape(key)}</th><td class="name">{escape(value)}</td></tr>'
-          for key, value in _summary_lines(context)],
+        *[
+            f'<tr><th class="name">{escape(key)}</th><td class="name">{escape(value)}</td></tr>'
+            for key, value in _summary_lines(context)
+        ],
         "</table>",
     ]
     if context.notes:

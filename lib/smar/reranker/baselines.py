@@ -21,10 +21,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from smar.rankers.features import MODALITIES
-from smar.reranker.features import NUMERIC_FEATURE_NAMES, PageStore
+from smar.reranker.store import NUMERIC_FEATURE_NAMES, PageStore
+from smar.vocabulary import FUSION_METHODS, MODALITIES
 
-FUSION_METHODS: tuple[str, ...] = ("fusion_raw", "fusion_zscore", "fusion_interleave")
 ZSCORE_COLUMN = NUMERIC_FEATURE_NAMES.index("score_zscore_in_modality")
 
 
@@ -51,13 +50,17 @@ def production_modality_share(store: PageStore, *, top_k: int = 10) -> dict[str,
     return {name: float(count / counts.sum()) for name, count in zip(MODALITIES, counts, strict=True)}
 
 
-def interleave_order(modality_ids: NDArray[np.integer], ranks: NDArray[np.integer], shares: dict[str, float]) -> NDArray[np.int64]:
+def interleave_order(
+    modality_ids: NDArray[np.integer], ranks: NDArray[np.integer], shares: dict[str, float]
+) -> NDArray[np.int64]:
     """Item offsets of one page in interleaved order. Slot t (1-based) goes to the modality with
     the largest deficit share_m * t - taken_m among those with items left (ties: larger share,
     then lower modality id); each modality gives its items in single-modal rank order."""
     share = np.array([shares.get(name, 0.0) for name in MODALITIES])
     queues = {
-        int(modality): list(np.flatnonzero(modality_ids == modality)[np.argsort(ranks[modality_ids == modality], kind="stable")])
+        int(modality): list(
+            np.flatnonzero(modality_ids == modality)[np.argsort(ranks[modality_ids == modality], kind="stable")]
+        )
         for modality in np.unique(modality_ids)
     }
     taken = np.zeros(len(MODALITIES))
@@ -181,7 +184,12 @@ class LightGBMModel:
         directory.mkdir(parents=True, exist_ok=True)
         self.booster.save_model(str(directory / "model.txt"), num_iteration=self.best_iteration or None)
         np.savez(directory / "projection.npz", mean=self.projection.mean, components=self.projection.components)
-        document = {"kind": "lightgbm", "lightgbm": self.config.to_dict(), "best_iteration": self.best_iteration, **(extra or {})}
+        document = {
+            "kind": "lightgbm",
+            "lightgbm": self.config.to_dict(),
+            "best_iteration": self.best_iteration,
+            **(extra or {}),
+        }
         (directory / "config.json").write_text(json.dumps(document, indent=2, sort_keys=True, default=str))
         return directory
 
@@ -222,13 +230,15 @@ def train_lightgbm(train: PageStore, validation: PageStore | None, config: Light
     }
     labels = np.clip(np.rint(train.labels[rows]), 0, 4).astype(np.int32)
     train_set = lightgbm.Dataset(features[rows], label=labels, group=groups)
-    valid_sets, callbacks = [], []
+    valid_sets: list[Any] = []
+    callbacks: list[Any] = []
     if validation is not None and validation.label_mask.any():
         valid_rows, valid_groups = _labelled_rows(validation)
         valid_labels = np.clip(np.rint(validation.labels[valid_rows]), 0, 4).astype(np.int32)
         valid_features = lightgbm_features(validation, projection)[valid_rows]
         valid_sets = [lightgbm.Dataset(valid_features, label=valid_labels, group=valid_groups, reference=train_set)]
         callbacks = [lightgbm.early_stopping(config.early_stopping_rounds, verbose=False)]
-    booster = lightgbm.train(parameters, train_set, num_boost_round=config.n_estimators,
-                             valid_sets=valid_sets, callbacks=callbacks)
+    booster = lightgbm.train(
+        parameters, train_set, num_boost_round=config.n_estimators, valid_sets=valid_sets, callbacks=callbacks
+    )
     return LightGBMModel(booster, projection, config, int(booster.best_iteration or 0))

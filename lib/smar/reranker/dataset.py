@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from smar.reranker.features import PageStore
+from smar.reranker.store import PageStore
 
 
 class PageBatch(NamedTuple):

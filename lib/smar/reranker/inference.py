@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +20,13 @@ from numpy.typing import NDArray
 from pyspark.sql import DataFrame, SparkSession
 
 from smar.lake import Lakehouse
-from smar.rankers.features import MODALITIES
-from smar.reranker.baselines import FUSION_METHODS, LightGBMModel, fusion_scores
-from smar.reranker.features import (
-    DEFAULT_ENCODER_NAME,
-    PageStore,
-    build_page_store,
-    embedding_cache_file,
-    pin_versions,
-)
+from smar.reranker.baselines import LightGBMModel, fusion_scores
+from smar.reranker.inputs import build_page_store, pin_versions
 from smar.reranker.registry import RunRecord, load_run
+from smar.reranker.store import PageStore
+from smar.reranker.text_cache import DEFAULT_ENCODER_NAME, embedding_cache_file
 from smar.reranker.training import load_reranker, score_store
+from smar.vocabulary import FUSION_METHODS, MODALITIES, day_range
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +34,6 @@ log = logging.getLogger(__name__)
 SCORED_IMPRESSION_SCHEMA = (
     "ds string, request_id string, query_id string, item_id string, modality string, position int, score double"
 )
-
-
-def day_range(ds_start: str, ds_end: str) -> list[str]:
-    """Every day from `ds_start` to `ds_end`, both included (YYYY-MM-DD)."""
-    first, last = date.fromisoformat(ds_start), date.fromisoformat(ds_end)
-    if last < first:
-        raise ValueError(f"ds_end {ds_end} is before ds_start {ds_start}")
-    return [(first + timedelta(days=offset)).isoformat() for offset in range((last - first).days + 1)]
 
 
 @dataclass
@@ -67,17 +54,29 @@ class RunScorer:
     def needs_text(self) -> bool:
         return self.kind != "fusion"
 
-    def build_store(self, lake: Lakehouse, versions: dict[str, int], *, ds_values: list[str],
-                    query_splits: tuple[str, ...], page_unit: str = "request") -> PageStore:
+    def build_store(
+        self,
+        lake: Lakehouse,
+        versions: dict[str, int],
+        *,
+        ds_values: list[str],
+        query_splits: tuple[str, ...],
+        page_unit: str = "request",
+    ) -> PageStore:
         """Pages of `ds_values` with the run's feature spec."""
         spec = self.store_spec
         encoder_name = spec.get("encoder_name", DEFAULT_ENCODER_NAME)
         return build_page_store(
-            lake, versions, ds_values=ds_values, page_unit=page_unit,  # type: ignore[arg-type]
-            query_splits=query_splits, with_text=self.needs_text and encoder_name != "none",
+            lake,
+            versions,
+            ds_values=ds_values,
+            page_unit=page_unit,  # type: ignore[arg-type]
+            query_splits=query_splits,
+            with_text=self.needs_text and encoder_name != "none",
             encoder_name=encoder_name,
             embedding_cache=embedding_cache_file(lake.settings.artifacts, encoder_name),
-            visual_dim=spec.get("visual_dim"), user_dim=spec.get("user_dim"),
+            visual_dim=spec.get("visual_dim"),
+            user_dim=spec.get("user_dim"),
         )
 
     def score(self, store: PageStore) -> NDArray[np.float32]:
@@ -98,6 +97,7 @@ def load_scorer(lake: Lakehouse, run_id: str) -> RunScorer:
         raise FileNotFoundError(f"run {run_id}: artifact config {config_file} is missing")
     document = json.loads(config_file.read_text())
     kind = document.get("kind")
+    model: Any
     if kind == "neural":
         model, _ = load_reranker(directory)
     elif kind == "lightgbm":
@@ -126,8 +126,9 @@ def score_logged_pages(
     scorer = load_scorer(lake, run_id)
     days = day_range(ds_start, ds_end)
     versions = pin_versions(lake)
-    log.info("scoring run %s on %s..%s (splits %s) at versions %s", run_id, ds_start, ds_end,
-             list(query_splits), versions)
+    log.info(
+        "scoring run %s on %s..%s (splits %s) at versions %s", run_id, ds_start, ds_end, list(query_splits), versions
+    )
     store = scorer.build_store(lake, versions, ds_values=days, query_splits=tuple(query_splits))
     scores = scorer.score(store) if store.n_items else np.zeros(0, dtype=np.float32)
     page_of_item = store.page_of_item

@@ -72,9 +72,7 @@ def _check_shapes(scores: Tensor, *others: Tensor) -> None:
         raise ValueError(f"scores must be [pages, items], got shape {tuple(scores.shape)}")
     for other in others:
         if other.shape != scores.shape:
-            raise ValueError(
-                f"shape mismatch: scores {tuple(scores.shape)} vs {tuple(other.shape)}"
-            )
+            raise ValueError(f"shape mismatch: scores {tuple(scores.shape)} vs {tuple(other.shape)}")
 
 
 def _mean_over(per_page: Tensor, eligible: Tensor, scores: Tensor) -> Tensor:
@@ -97,9 +95,7 @@ def _list_mle_per_page(
     column_order = torch.arange(items, device=scores.device).expand(pages, items)
     if tie_break == "random":
         # Shuffle first, then sort stably by relevance: ties end up in a random order.
-        column_order = torch.argsort(
-            torch.rand(pages, items, generator=generator, device=scores.device), dim=-1
-        )
+        column_order = torch.argsort(torch.rand(pages, items, generator=generator, device=scores.device), dim=-1)
     elif tie_break != "stable":
         raise ValueError(f"tie_break must be 'stable' or 'random', got {tie_break!r}")
     sort_key = relevance.masked_fill(~mask, float("-inf")).gather(-1, column_order)
@@ -141,9 +137,7 @@ def list_mle(
     _check_shapes(scores, relevance, mask)
     if squash:
         scores = torch.tanh(scores)
-    per_page, eligible = _list_mle_per_page(
-        scores, relevance, mask, tie_break=tie_break, generator=generator
-    )
+    per_page, eligible = _list_mle_per_page(scores, relevance, mask, tie_break=tie_break, generator=generator)
     return _mean_over(per_page, eligible, scores)
 
 
@@ -211,8 +205,7 @@ def _check_modalities(modality_ids: Tensor, mask: Tensor, n_modalities: int) -> 
     used = modality_ids[mask.bool()]
     if used.numel() and (int(used.min()) < 0 or int(used.max()) >= n_modalities):
         raise ValueError(
-            f"modality ids of valid items must lie in 0..{n_modalities - 1}, "
-            f"got {int(used.min())}..{int(used.max())}"
+            f"modality ids of valid items must lie in 0..{n_modalities - 1}, got {int(used.min())}..{int(used.max())}"
         )
 
 
@@ -281,9 +274,7 @@ def intra_modal_list_mle(
         scores = torch.tanh(scores)
     by_modality = []
     for modality in range(n_modalities):
-        per_page, eligible = _list_mle_per_page(
-            scores, single_modal_scores, mask & (modality_ids == modality)
-        )
+        per_page, eligible = _list_mle_per_page(scores, single_modal_scores, mask & (modality_ids == modality))
         by_modality.append(_mean_over(per_page, eligible, scores))
     stacked = torch.stack(by_modality)
     return ModalityLosses((modality_weights.to(stacked) * stacked).sum(), stacked)
@@ -347,13 +338,21 @@ def smar_loss(
 
     if intra_loss == "pairwise_hinge":
         intra = intra_modal_pairwise_hinge(
-            scores, single_modal_scores, modality_ids, item_mask,
-            margin=margin, modality_weights=modality_weights,
+            scores,
+            single_modal_scores,
+            modality_ids,
+            item_mask,
+            margin=margin,
+            modality_weights=modality_weights,
         )
     elif intra_loss == "list_mle":
         intra = intra_modal_list_mle(
-            scores, single_modal_scores, modality_ids, item_mask,
-            modality_weights=modality_weights, squash=squash,
+            scores,
+            single_modal_scores,
+            modality_ids,
+            item_mask,
+            modality_weights=modality_weights,
+            squash=squash,
         )
     else:
         raise ValueError(f"unknown intra_loss {intra_loss!r}")

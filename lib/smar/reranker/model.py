@@ -34,7 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from smar.reranker.dataset import PageBatch
-from smar.reranker.features import PageStore
+from smar.reranker.store import PageStore
 
 
 @dataclass(frozen=True)
@@ -133,6 +133,8 @@ class PageReranker(nn.Module):
         else:
             self.page_encoder = None
         self.head = nn.Sequential(nn.Linear(2 * dim, dim), nn.GELU(), nn.Linear(dim, 1))
+        self.numeric_mean: Tensor
+        self.numeric_std: Tensor
         self.register_buffer("numeric_mean", torch.zeros(config.n_modalities, config.numeric_dim))
         self.register_buffer("numeric_std", torch.ones(config.n_modalities, config.numeric_dim))
 

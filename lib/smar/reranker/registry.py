@@ -13,7 +13,6 @@ inputs replaces rather than duplicates.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 from collections.abc import Sequence
@@ -27,6 +26,7 @@ import pyarrow.compute as pc
 from smar.config import SmarSettings
 from smar.contracts import load_contract
 from smar.lake import Lakehouse
+from smar.vocabulary import canonical_json, content_hash
 
 RUNS_TABLE = "gold.reranker_runs"
 
@@ -59,11 +59,11 @@ class RunRecord:
             "strategy": self.strategy,
             "budget": None if self.budget is None else float(self.budget),
             "seed": int(self.seed),
-            "hyperparameters": _json(self.hyperparameters),
-            "input_versions": _json(self.input_versions),
+            "hyperparameters": canonical_json(self.hyperparameters),
+            "input_versions": canonical_json(self.input_versions),
             "train_ds": ",".join(self.train_ds),
-            "validation_metrics": _json(self.validation_metrics),
-            "test_metrics": _json(self.test_metrics),
+            "validation_metrics": canonical_json(self.validation_metrics),
+            "test_metrics": canonical_json(self.test_metrics),
             "validation_ndcg_at_10": _finite_or_none(self.validation_ndcg_at_10),
             "test_ndcg_at_10": _finite_or_none(self.test_ndcg_at_10),
             "artifact_path": self.artifact_path,
@@ -91,20 +91,6 @@ class RunRecord:
             git_commit=row["git_commit"],
             created_at=row["created_at"],
         )
-
-
-def _json(values: Any) -> str:
-    return json.dumps(values, sort_keys=True, default=_json_default)
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "item"):  # numpy scalars
-        return value.item()
-    if isinstance(value, (set, tuple)):
-        return list(value)
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
 
 
 def _finite_or_none(value: float | None) -> float | None:
@@ -139,11 +125,10 @@ def make_run_id(
 ) -> str:
     """`<method>-b<budget%>-s<seed>-<12 hex>`: the hex is a hash of everything that defines the
     run, so the same definition on the same inputs always gets the same id."""
-    definition = _json(
+    digest = content_hash(
         {"method": method, "strategy": strategy, "budget": budget, "seed": seed,
          "hyperparameters": hyperparameters, "input_versions": input_versions, "train_ds": list(train_ds)}
-    )
-    digest = hashlib.sha256(definition.encode()).hexdigest()[:12]
+    )  # fmt: skip
     budget_part = "na" if budget is None else f"{round(100 * budget):03d}"
     return f"{method}-b{budget_part}-s{seed}-{digest}"
 

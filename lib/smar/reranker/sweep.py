@@ -27,7 +27,6 @@ under `settings.reports / "sweep"`: `<sweep_id>.png` (the plot), `<sweep_id>_sum
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -43,26 +42,21 @@ from tqdm.auto import tqdm
 
 from smar.contracts import load_contract
 from smar.lake import Lakehouse
-from smar.reranker.baselines import FUSION_METHODS, LightGBMConfig
-from smar.reranker.features import (
-    DEFAULT_ENCODER_NAME,
-    TextEncodeFunction,
-    pin_versions,
-    read_pinned,
-)
-from smar.reranker.inference import day_range
-from smar.reranker.jobs import EVALUATION_SPLITS, METHODS, fit_and_evaluate, prepare_pages
+from smar.reranker.baselines import LightGBMConfig
+from smar.reranker.inputs import pin_versions, read_pinned
 from smar.reranker.registry import register_runs
+from smar.reranker.runs import PAGE_STORE_SPLITS, fit_and_evaluate, prepare_pages
+from smar.reranker.text_cache import DEFAULT_ENCODER_NAME, TextEncodeFunction
 from smar.reranker.training import TrainingConfig
 from smar.splits import query_split
+from smar.vocabulary import FUSION_METHODS, RERANKER_METHODS, SMAR_METHODS, SWEEP_LABEL_SOURCES, content_id, day_range
 
 log = logging.getLogger(__name__)
 
 SWEEP_TABLE = "gold.budget_sweep"
 DEFAULT_BUDGETS: tuple[float, ...] = (0.1, 0.2, 0.3, 1.0)
 SIMULATED_ANNOTATOR = "simulated-oracle"
-LABEL_SOURCES: tuple[str, ...] = ("oracle", "page_labels")
-SMAR_METHODS: tuple[str, ...] = ("smar_pairwise", "smar_listwise")
+LABEL_SOURCES = SWEEP_LABEL_SOURCES
 
 
 @dataclass(frozen=True)
@@ -73,7 +67,7 @@ class SweepConfig:
     ds_end: str
     seeds: tuple[int, ...] = (0, 1, 2)
     budgets: tuple[float, ...] = DEFAULT_BUDGETS
-    methods: tuple[str, ...] = METHODS
+    methods: tuple[str, ...] = RERANKER_METHODS
     strategy: str = "top"
     training: TrainingConfig = field(default_factory=TrainingConfig)
     lightgbm: LightGBMConfig = field(default_factory=LightGBMConfig)
@@ -84,9 +78,9 @@ class SweepConfig:
     encoder_name: str = DEFAULT_ENCODER_NAME
 
     def __post_init__(self) -> None:
-        unknown = set(self.methods) - set(METHODS)
+        unknown = set(self.methods) - set(RERANKER_METHODS)
         if unknown:
-            raise ValueError(f"unknown methods {sorted(unknown)}; expected some of {METHODS}")
+            raise ValueError(f"unknown methods {sorted(unknown)}; expected some of {RERANKER_METHODS}")
         if not self.seeds or not self.budgets:
             raise ValueError("a sweep needs at least one seed and one budget")
         if any(not 0.0 < budget <= 1.0 for budget in self.budgets):
@@ -122,7 +116,7 @@ def write_simulated_page_labels(
     lake: Lakehouse,
     *,
     ds_values: list[str],
-    query_splits: tuple[str, ...] = EVALUATION_SPLITS,
+    query_splits: tuple[str, ...] = PAGE_STORE_SPLITS,
     annotator: str = SIMULATED_ANNOTATOR,
 ) -> int:
     """Grade every candidate of every query of `query_splits` on ds_values (each query once, on
@@ -130,16 +124,28 @@ def write_simulated_page_labels(
     `silver.page_labels` (annotator `annotator`, strategy "full"). Re-running changes nothing.
     Returns the number of label rows; candidates without a truth grade are counted in the log."""
     versions = pin_versions(lake, ("silver.single_modal_scores", "truth.relevance"))
-    candidates = read_pinned(
-        lake, "silver.single_modal_scores", versions["silver.single_modal_scores"],
-        columns=["ds", "query_id", "item_id", "modality"], ds_values=ds_values,
-    ).to_pandas().drop_duplicates(["ds", "query_id", "item_id"])
+    candidates = (
+        read_pinned(
+            lake,
+            "silver.single_modal_scores",
+            versions["silver.single_modal_scores"],
+            columns=["ds", "query_id", "item_id", "modality"],
+            ds_values=ds_values,
+        )
+        .to_pandas()
+        .drop_duplicates(["ds", "query_id", "item_id"])
+    )
     keep = {query for query in candidates["query_id"].unique() if query_split(query) in query_splits}
     candidates = candidates[candidates["query_id"].isin(keep)]
     first_day = candidates.groupby("query_id")["ds"].transform("min")
     candidates = candidates[candidates["ds"] == first_day]
-    truth = read_pinned(lake, "truth.relevance", versions["truth.relevance"],
-                        columns=["ds", "query_id", "item_id", "grade"], ds_values=ds_values).to_pandas()
+    truth = read_pinned(
+        lake,
+        "truth.relevance",
+        versions["truth.relevance"],
+        columns=["ds", "query_id", "item_id", "grade"],
+        ds_values=ds_values,
+    ).to_pandas()
     labels = candidates.merge(truth, on=["ds", "query_id", "item_id"], how="left")
     missing = labels["grade"].isna()
     if missing.any():
@@ -147,15 +153,32 @@ def write_simulated_page_labels(
         labels = labels[~missing]
     labelled_at = {ds: datetime.fromisoformat(f"{ds}T00:00:00+00:00") for ds in labels["ds"].unique()}
     rows = [
-        (ds, f"simulated/{ds}/{query}", f"{ds}/{query}", query, item, modality, annotator, int(grade),
-         "full", 0, labelled_at[ds], "simulated:truth.relevance", labelled_at[ds])
-        for ds, query, item, modality, grade in labels[["ds", "query_id", "item_id", "modality", "grade"]].itertuples(index=False)
+        (
+            ds,
+            f"simulated/{ds}/{query}",
+            f"{ds}/{query}",
+            query,
+            item,
+            modality,
+            annotator,
+            int(grade),
+            "full",
+            0,
+            labelled_at[ds],
+            "simulated:truth.relevance",
+            labelled_at[ds],
+        )
+        for ds, query, item, modality, grade in labels[["ds", "query_id", "item_id", "modality", "grade"]].itertuples(
+            index=False
+        )
     ]
     if not rows:
         return 0
-    schema = ("ds string, task_id string, page_id string, query_id string, item_id string, modality string, "
-              "annotator string, grade int, strategy string, round int, annotated_at timestamp, "
-              "source_file string, ingested_at timestamp")
+    schema = (
+        "ds string, task_id string, page_id string, query_id string, item_id string, modality string, "
+        "annotator string, grade int, strategy string, round int, annotated_at timestamp, "
+        "source_file string, ingested_at timestamp"
+    )
     lake.merge(spark.createDataFrame(rows, schema=schema), "silver.page_labels", update_when_changed=["grade"])
     log.info("simulated %d page labels (%d queries)", len(rows), labels["query_id"].nunique())
     return len(rows)
@@ -184,8 +207,17 @@ def aggregate_sweep(rows: pd.DataFrame) -> pd.DataFrame:
     records = []
     for (source, method, budget), group in rows.groupby(["label_source", "method", "budget"], sort=True):
         mean, low, high = mean_and_interval(group["ndcg_at_10"].to_numpy())
-        records.append({"label_source": source, "method": method, "budget": budget, "seeds": len(group),
-                        "ndcg_at_10": mean, "ci_low": low, "ci_high": high})
+        records.append(
+            {
+                "label_source": source,
+                "method": method,
+                "budget": budget,
+                "seeds": len(group),
+                "ndcg_at_10": mean,
+                "ci_low": low,
+                "ci_high": high,
+            }
+        )
     return pd.DataFrame.from_records(records)
 
 
@@ -210,14 +242,22 @@ def headline_comparisons(rows: pd.DataFrame, budgets: tuple[float, ...]) -> dict
                     paired = (smar / sft).dropna()
                     mean, low, high = mean_and_interval(paired.to_numpy())
                     entry[f"{method}@{budget:g}_over_sft"] = {
-                        "ratio": mean, "ci_low": low, "ci_high": high, "reaches_0.97": bool(mean >= 0.97)}
+                        "ratio": mean,
+                        "ci_low": low,
+                        "ci_high": high,
+                        "reaches_0.97": bool(mean >= 0.97),
+                    }
                 baseline = _per_seed(rows, source, "page_loss_only", budget)
                 if not baseline.empty and not smar.empty:
                     difference = (smar - baseline).dropna()
                     mean, low, high = mean_and_interval(difference.to_numpy())
                     entry[f"{method}@{budget:g}_minus_page_loss_only"] = {
-                        "difference": mean, "ci_low": low, "ci_high": high,
-                        "smar_better_in_seeds": int((difference > 0).sum()), "seeds": int(difference.size)}
+                        "difference": mean,
+                        "ci_low": low,
+                        "ci_high": high,
+                        "smar_better_in_seeds": int((difference > 0).sum()),
+                        "seeds": int(difference.size),
+                    }
         comparisons[source] = entry
     return comparisons
 
@@ -262,8 +302,9 @@ def plot_sweep(aggregate: pd.DataFrame, path: Path, *, title: str) -> Path:
                 axis.axhline(value, color=style["color"], linestyle=linestyle, linewidth=1.2, label=style["label"])
                 if method == "sft":
                     if not math.isnan(float(rows["ci_low"].iloc[0])):
-                        axis.axhspan(float(rows["ci_low"].iloc[0]), float(rows["ci_high"].iloc[0]),
-                                     color="black", alpha=0.08)
+                        axis.axhspan(
+                            float(rows["ci_low"].iloc[0]), float(rows["ci_high"].iloc[0]), color="black", alpha=0.08
+                        )
                     axis.axhline(0.97 * value, color="black", linestyle=":", linewidth=1.0, label="0.97 x SFT")
                 continue
             x = rows["budget"].to_numpy()
@@ -317,35 +358,55 @@ def run_budget_sweep(
     if config.simulate_labels:
         write_simulated_page_labels(spark, lake, ds_values=days, annotator=config.annotator)
     versions = pin_versions(lake)
-    pages = prepare_pages(lake, ds_values=days, versions=versions,
-                          annotators=(config.annotator,) if config.simulate_labels else None,
-                          encode=encode, encoder_name=config.encoder_name)
-    definition = json.dumps({**config.definition(), "versions": pages.input_versions}, sort_keys=True, default=str)
-    sweep_id = config.sweep_id or f"sweep-{hashlib.sha256(definition.encode()).hexdigest()[:12]}"
+    pages = prepare_pages(
+        lake,
+        ds_values=days,
+        versions=versions,
+        annotators=(config.annotator,) if config.simulate_labels else None,
+        encode=encode,
+        encoder_name=config.encoder_name,
+    )
+    sweep_id = config.sweep_id or content_id("sweep", {**config.definition(), "versions": pages.input_versions})
     created_at = datetime.now(UTC)
     rows, records = [], []
     plan = sweep_plan(config)
     for seed, method, budget in tqdm(plan, desc=f"budget sweep {sweep_id}", disable=not config.progress):
-        fitted = fit_and_evaluate(lake, pages, method=method, strategy=config.strategy, budget=budget, seed=seed,
-                                  training=config.training, lightgbm=config.lightgbm, progress=False)
+        fitted = fit_and_evaluate(
+            lake,
+            pages,
+            method=method,
+            strategy=config.strategy,
+            budget=budget,
+            seed=seed,
+            training=config.training,
+            lightgbm=config.lightgbm,
+            progress=False,
+        )
         record = fitted.record
         records.append(record)
         for source in LABEL_SOURCES:
             value = record.test_metrics.get(f"{source}_ndcg_at_10")
             if value is None:
                 continue
-            rows.append({
-                "sweep_id": sweep_id, "run_id": record.run_id, "method": method, "strategy": record.strategy,
-                "budget": 0.0 if record.budget is None else float(record.budget), "seed": seed,
-                "label_source": source, "ndcg_at_10": float(value),
-                "validation_ndcg_at_10": record.validation_ndcg_at_10,
-                "train_labelled_fraction": record.validation_metrics.get("train_labelled_fraction"),
-                "train_pages": record.validation_metrics.get("train_pages"),
-                "test_queries": record.test_metrics.get("test_queries"),
-                "train_seconds": fitted.seconds,
-                "input_versions": json.dumps(pages.input_versions, sort_keys=True),
-                "created_at": created_at,
-            })
+            rows.append(
+                {
+                    "sweep_id": sweep_id,
+                    "run_id": record.run_id,
+                    "method": method,
+                    "strategy": record.strategy,
+                    "budget": 0.0 if record.budget is None else float(record.budget),
+                    "seed": seed,
+                    "label_source": source,
+                    "ndcg_at_10": float(value),
+                    "validation_ndcg_at_10": record.validation_ndcg_at_10,
+                    "train_labelled_fraction": record.validation_metrics.get("train_labelled_fraction"),
+                    "train_pages": record.validation_metrics.get("train_pages"),
+                    "test_queries": record.test_metrics.get("test_queries"),
+                    "train_seconds": fitted.seconds,
+                    "input_versions": json.dumps(pages.input_versions, sort_keys=True),
+                    "created_at": created_at,
+                }
+            )
         log.info("%s budget=%s seed=%d: %s", method, budget, seed, record.test_metrics)
     register_runs(lake, records)
     frame = pd.DataFrame.from_records(rows)
@@ -360,7 +421,9 @@ def run_budget_sweep(
     summary_path = output / f"{sweep_id}_summary.csv"
     aggregate.to_csv(summary_path, index=False)
     (output / f"{sweep_id}_comparisons.json").write_text(json.dumps(comparisons, indent=2, sort_keys=True))
-    title = (f"{sweep_id}: {len(config.seeds)} seeds, strategy {config.strategy}, "
-             f"{pages.train.n_pages} train / {pages.validation.n_pages} valid / {pages.test.n_pages} test queries")
+    title = (
+        f"{sweep_id}: {len(config.seeds)} seeds, strategy {config.strategy}, "
+        f"{pages.train.n_pages} train / {pages.validation.n_pages} valid / {pages.test.n_pages} test queries"
+    )
     plot_path = plot_sweep(aggregate, output / f"{sweep_id}.png", title=title)
     return SweepSummary(sweep_id, frame, aggregate, comparisons, plot_path, summary_path, pages.input_versions)

@@ -48,11 +48,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from smar.metrics import mean_over_queries, ndcg_at
-from smar.rankers.device import select_device
-from smar.rankers.encoder import autocast_on_cuda
-from smar.rankers.features import MODALITIES
 from smar.reranker.dataset import PageBatch, collate_pages, page_loader
-from smar.reranker.features import PageStore
 from smar.reranker.losses import (
     AnchorPairs,
     IntraLoss,
@@ -63,6 +59,10 @@ from smar.reranker.losses import (
     softmax_cross_entropy,
 )
 from smar.reranker.model import PageReranker, RerankerConfig
+from smar.reranker.store import PageStore
+from smar.single_modal.rankers.device import select_device
+from smar.single_modal.rankers.encoder import autocast_on_cuda
+from smar.vocabulary import MODALITIES
 
 log = logging.getLogger(__name__)
 
@@ -337,8 +337,14 @@ def train_reranker(
             start_epoch = state["epoch"] + 1
             log.info("resuming from %s after epoch %d", checkpoint_path, state["epoch"])
 
-        loader = page_loader(train, batch_pages=config.batch_pages, seed=config.seed, shuffle=True,
-                             num_workers=config.num_workers, pin_memory=device.type == "cuda")
+        loader = page_loader(
+            train,
+            batch_pages=config.batch_pages,
+            seed=config.seed,
+            shuffle=True,
+            num_workers=config.num_workers,
+            pin_memory=device.type == "cuda",
+        )
         stopped_early = bool(history) and stale_epochs >= config.patience
         epochs = range(start_epoch, config.epochs + 1)
         bar = tqdm(epochs, desc=f"train {config.objective}", disable=not progress, leave=False)
@@ -346,7 +352,7 @@ def train_reranker(
             if stopped_early:
                 break
             torch.manual_seed(_epoch_seed(config.seed, epoch))
-            loader.dataset.set_epoch(epoch)
+            loader.dataset.set_epoch(epoch)  # type: ignore[attr-defined]  # a PageDataset
             loader.generator.manual_seed(_epoch_seed(config.seed, epoch))
             model.train()
             epoch_started = time.perf_counter()
@@ -395,14 +401,25 @@ def train_reranker(
             else:
                 best_epoch, best_state = epoch, copy.deepcopy(model.state_dict())
             history.append(record)
-            bar.set_postfix(loss=f"{record['train_loss']:.3f}",
-                            ndcg=f"{record.get(f'validation_ndcg_at_{config.evaluation_k}', float('nan')):.3f}")
+            bar.set_postfix(
+                loss=f"{record['train_loss']:.3f}",
+                ndcg=f"{record.get(f'validation_ndcg_at_{config.evaluation_k}', float('nan')):.3f}",
+            )
             if checkpoint_path is not None:
-                _write_checkpoint(checkpoint_path, {
-                    "epoch": epoch, "config": config.to_dict(), "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(), "best_state": best_state, "best_ndcg": best_ndcg,
-                    "best_epoch": best_epoch, "stale_epochs": stale_epochs, "history": history,
-                })
+                _write_checkpoint(
+                    checkpoint_path,
+                    {
+                        "epoch": epoch,
+                        "config": config.to_dict(),
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "best_state": best_state,
+                        "best_ndcg": best_ndcg,
+                        "best_epoch": best_epoch,
+                        "stale_epochs": stale_epochs,
+                        "history": history,
+                    },
+                )
             if stop_after_epoch is not None and epoch >= stop_after_epoch:
                 break
         bar.close()

@@ -1,0 +1,98 @@
+"""`smar demo`: the whole pipeline end to end on the embedded engine, printing what it wrote."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from smar.cli.annotation import print_cost
+from smar.cli.common import EngineOption, VerboseOption, WarehouseOption, configure, console, open_lakehouse
+from smar.cli.ingest import print_ingest
+from smar.cli.lakehouse import print_tables
+from smar.cli.single_modal import print_ranker_evaluations
+from smar.config import get_settings
+from smar.vocabulary import days_ending
+
+commands = typer.Typer()
+
+#: The demo trains the single-modal rankers on this many days ending on `--ds`.
+TRAINING_DAYS = 3
+
+
+@commands.command()
+def demo(
+    ds: str = typer.Option("2026-11-01", help="the demo day"),
+    size: str = typer.Option("demo", help="tiny | demo | large"),
+    strategy: str = typer.Option("top", help="annotation strategy: top | slice | random | stratified"),
+    budget: float = typer.Option(0.2, help="fraction of each modality's candidates given a page label"),
+    engine: Optional[str] = EngineOption,
+    warehouse: Optional[Path] = WarehouseOption,
+    verbose: bool = VerboseOption,
+) -> None:
+    """Run the pipeline end to end on the embedded engine and print what it wrote."""
+    import torch
+
+    from smar.annotation.jobs import run_annotation_round_trip
+    from smar.ingest.jobs import run_ingest
+    from smar.replay.jobs import replay_evaluate
+    from smar.reranker.jobs import train_page_reranker
+    from smar.single_modal.jobs import score_single_modal, train_single_modal
+
+    configure(warehouse, engine or "embedded", verbose)
+    settings = get_settings()
+    console.rule(f"SMAR demo: size={size}, ds={ds}, warehouse={settings.warehouse.resolve()}")
+    # Small torch models train many times faster single-threaded on a busy 2-core machine.
+    torch.set_num_threads(1)
+
+    training_days = days_ending(ds, TRAINING_DAYS)
+    with open_lakehouse("smar-demo") as lake:
+        spark = lake.session
+        for training_day in training_days:
+            with console.status(
+                f"step 0: generate synthetic search logs of {training_day} and ingest them into bronze"
+            ):
+                results = run_ingest(spark, lake, ds=training_day, source="generator", size=size)  # type: ignore[arg-type]
+            print_ingest(results, training_day)
+        with console.status(f"step 1: train the single-modal rankers from clicks of {', '.join(training_days)}"):
+            summary = train_single_modal(lake, ds_list=training_days, seed=settings.seed)
+        print_ranker_evaluations(summary)
+        with console.status(f"step 1: score every impression of {ds} through pandas UDFs"):
+            scoring = score_single_modal(spark, lake, ds=ds)
+        console.print(
+            f"scored {scoring.scored} impressions of {ds} ({scoring.unique_query_texts} query texts and "
+            f"{scoring.unique_item_texts} item texts encoded once each); rejected {scoring.rejected}"
+        )
+
+        with console.status(f"step 2: budgeted annotation round trip ({strategy}, budget {budget:g}) for {ds}"):
+            round_trip = run_annotation_round_trip(
+                spark, lake, ds=ds, strategy=strategy, budget=budget, seed=settings.seed, noise=0.1, disagreement=0.1
+            )
+        console.print(
+            f"annotation: {round_trip.labels_accepted} page labels imported from simulated Label Studio exports"
+        )
+        print_cost(list(round_trip.cost))
+
+        with console.status(f"step 3: train the SMAR page reranker on {ds}'s page labels"):
+            trained = train_page_reranker(
+                spark, lake, ds_start=ds, ds_end=ds, method="smar_pairwise", strategy=strategy,
+                seed=settings.seed, progress=False,
+            )  # fmt: skip
+        console.print(
+            f"registered reranker run {trained.run_id}: {trained.train_pages} train / {trained.validation_pages} "
+            f"validation / {trained.test_pages} test pages; test NDCG@10 vs page labels {trained.test_ndcg_at_10:.4f}"
+        )
+
+        with console.status("step 4: replay the reranker against the production order on held-out queries"):
+            replay = replay_evaluate(
+                spark, lake, control="production", candidate=f"run:{trained.run_id}", ds_start=ds, ds_end=ds
+            )
+        console.print(
+            f"[bold]decision {replay.decision}[/bold] for run:{trained.run_id} vs production (replay {replay.run_id})"
+        )
+        for reason in replay.reasons:
+            console.print(f"  - {reason}")
+        console.print(f"report: {replay.report_html}")
+    print_tables()
+    console.print(f"Great Expectations Data Docs: {settings.reports.resolve() / 'gx'}")

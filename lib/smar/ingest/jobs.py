@@ -1,0 +1,220 @@
+"""Job bodies of ingest (step 0): raw input of one day -> validated bronze (and truth) tables
+plus `bronze.rejects`, and the generator's raw files.
+
+`ingest` lands the raw rows of one source (the generator, Qilin files, or JSON lines / Parquet
+files), validates them in Spark against the tables' contracts (`smar.ingest.validation`), runs the
+Great Expectations suites (`smar.ingest.quality`), and replaces each table's `(ds, source)` slice.
+
+The run is all-or-nothing per run: when any table's reject fraction is above the threshold, only
+the rejects are written (so people can see why) and `IngestRejected` is raised; no bronze table is
+touched. Reruns of the same (ds, source) replace exactly that slice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from smar.contracts import load_contract
+from smar.errors import IngestRejected, InputRefused, SourceError
+from smar.ingest.generator import SizeName, generate_day
+from smar.ingest.qilin import land_qilin
+from smar.ingest.sources import land_files, land_generated
+from smar.ingest.validation import validate_rows
+from smar.lake import Lakehouse
+
+log = logging.getLogger(__name__)
+
+JOB_NAME = "ingest"
+SourceKind = Literal["generator", "qilin", "files"]
+
+
+@dataclass(frozen=True)
+class TableIngestResult:
+    table: str
+    landed: int
+    accepted: int
+    rejected: int
+    top_reasons: list[tuple[str, int]] = field(default_factory=list)
+
+    @property
+    def reject_fraction(self) -> float:
+        return self.rejected / self.landed if self.landed else 0.0
+
+
+def landing_path(lake: Lakehouse, ds: str, source: str, table: str) -> Path:
+    """Where a landing copy of the raw rows goes (engine-readable Parquet)."""
+    safe_source = "".join(char if char.isalnum() or char in "-_" else "_" for char in source)[:80]
+    return lake.settings.warehouse.resolve() / "_landing" / ds / safe_source / f"{table}.parquet"
+
+
+def land(spark: SparkSession, lake: Lakehouse, landed: pa.Table, *, ds: str, source: str, table: str) -> DataFrame:
+    """Write the landing rows as Parquet and read them back through the engine."""
+    path = landing_path(lake, ds, source, table)
+    if path.exists():
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Non-compliant nested names ("item") match what the engine itself writes for arrays.
+    pq.write_table(landed, path, use_compliant_nested_type=False)
+    return spark.read.parquet(str(path))
+
+
+def _reason_counts(rejected: DataFrame, limit: int = 5) -> list[tuple[str, int]]:
+    # Group by the first reason's column part so the summary stays short on big inputs.
+    head = F.regexp_extract(F.col("reason"), r"^([^:;]*)", 1)
+    rows = (
+        rejected.groupBy(head.alias("reason"))
+        .count()
+        .orderBy(F.col("count").desc(), F.col("reason"))
+        .limit(limit)
+        .collect()
+    )
+    return [(row["reason"], int(row["count"])) for row in rows]
+
+
+def ingest_tables(
+    spark: SparkSession,
+    lake: Lakehouse,
+    landed_tables: dict[str, pa.Table],
+    *,
+    ds: str,
+    source: str,
+    source_label: str,
+    max_reject_fraction: float,
+    run_quality_checks: bool = True,
+) -> list[TableIngestResult]:
+    """Validate every landed table, then write bronze slices and rejects (or only rejects).
+
+    `source` names where the rows came from in `bronze.rejects` (a path, "generator"); bronze rows
+    get `source = source_label` and each table's slice (ds, source_label) is replaced.
+    """
+    results: list[TableIngestResult] = []
+    validated = {}
+    for table, landed in landed_tables.items():
+        frame = land(spark, lake, landed, ds=ds, source=source, table=table)
+        rows = validate_rows(frame, table, ds=ds, job=JOB_NAME, source=source)
+        rejected_count = rows.rejected.count()
+        accepted_count = landed.num_rows - rejected_count
+        reasons = _reason_counts(rows.rejected) if rejected_count else []
+        results.append(TableIngestResult(table, landed.num_rows, accepted_count, rejected_count, reasons))
+        validated[table] = rows
+
+    all_rejects = None
+    for rows in validated.values():
+        all_rejects = rows.rejected if all_rejects is None else all_rejects.unionByName(rows.rejected)
+    assert all_rejects is not None
+    lake.overwrite_slice(all_rejects, "bronze.rejects", {"ds": ds, "job": JOB_NAME, "source": source})
+
+    too_many = [result for result in results if result.reject_fraction > max_reject_fraction]
+    if too_many:
+        details = "; ".join(
+            f"{r.table}: {r.rejected}/{r.landed} rows refused ({r.reject_fraction:.1%}), top reasons {r.top_reasons}"
+            for r in too_many
+        )
+        raise IngestRejected(
+            f"ingest of ds={ds} from {source} refused: reject fraction above {max_reject_fraction:.1%} "
+            f"({details}). Only bronze.rejects was written; no bronze table changed. "
+            f"Inspect: smar tables, or read bronze.rejects where ds='{ds}' and job='{JOB_NAME}'."
+        )
+
+    if run_quality_checks:
+        from smar.ingest.quality import validate_frame
+
+        for table, rows in validated.items():
+            contract = load_contract(table)
+            summary = validate_frame(
+                rows.accepted.toPandas(),
+                contract,
+                reports_dir=lake.settings.reports,
+                run_name=f"{table}-{ds}-{source_label}",
+            )
+            if not summary.success:
+                raise IngestRejected(
+                    f"{table}: Great Expectations suite failed after row validation: {summary.failed}. "
+                    "This is a bug in the contract or the validator; nothing was written to bronze."
+                )
+
+    for table, rows in validated.items():
+        contract = load_contract(table)
+        slice_values = {"ds": ds}
+        if "source" in contract.column_names:
+            slice_values["source"] = source_label
+        lake.overwrite_slice(rows.accepted, table, slice_values)
+    return results
+
+
+def run_ingest(
+    spark: SparkSession,
+    lake: Lakehouse,
+    *,
+    ds: str,
+    source: SourceKind,
+    path: Path | None = None,
+    table: str | None = None,
+    size: SizeName = "demo",
+    seed: int | None = None,
+    max_reject_fraction: float | None = None,
+    run_quality_checks: bool = True,
+) -> list[TableIngestResult]:
+    """Land raw input of one kind for day `ds`, validate it, write bronze and rejects."""
+    seed = lake.settings.seed if seed is None else seed
+    threshold = lake.settings.max_reject_fraction if max_reject_fraction is None else max_reject_fraction
+    if source == "generator":
+        landed = land_generated(generate_day(ds, size=size, seed=seed))
+        source_name = f"generator:{size}:{seed}"
+    elif source == "qilin":
+        if path is None:
+            raise SourceError("--path is required for the qilin source (the folder with search_train.csv)")
+        landed = land_qilin(path, ds)
+        source_name = str(path)
+    elif source == "files":
+        if path is None:
+            raise SourceError("--path is required for the files source")
+        landed = land_files(path, table)
+        source_name = str(path)
+    else:
+        raise SourceError(f"unknown source {source!r}; use generator, qilin or files")
+    return ingest_tables(
+        spark,
+        lake,
+        landed,
+        ds=ds,
+        source=source_name,
+        source_label={"generator": "generator", "qilin": "qilin", "files": "file"}[source],
+        max_reject_fraction=threshold,
+        run_quality_checks=run_quality_checks,
+    )
+
+
+def write_generated_files(ds: str, out: Path, *, size: SizeName, seed: int, file_format: str = "parquet") -> list[Path]:
+    """Write one generated day as raw files (`<table>.parquet` or `.jsonl`), for `ingest --source files`."""
+    day = generate_day(ds, size=size, seed=seed)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, data in (
+        ("search_logs", day.search_logs),
+        ("items", day.items),
+        ("users", day.users),
+        ("relevance", day.relevance),
+    ):
+        if file_format == "parquet":
+            target = out / f"{name}.parquet"
+            pq.write_table(data, target)
+        elif file_format == "jsonl":
+            target = out / f"{name}.jsonl"
+            with target.open("w", encoding="utf-8") as handle:
+                for row in data.to_pylist():
+                    handle.write(json.dumps(row, default=str) + "\n")
+        else:
+            raise InputRefused(f"unknown format {file_format!r}; use parquet or jsonl")
+        written.append(target)
+    return written

@@ -1,0 +1,292 @@
+"""Job bodies of step 1: train the single-modal rankers from clicks, then score every logged
+impression of a day with its modality's ranker through pandas UDFs.
+
+Training reads the bronze tables at pinned Delta versions through delta-rs (no Spark needed) and
+records those versions with each model. Scoring runs in Spark (`smar.single_modal.scoring`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from smar.errors import InputRefused
+from smar.lake import Lakehouse
+from smar.single_modal.evaluation import (
+    RankerEvaluation,
+    evaluate_against_baselines,
+    first_request_per_query,
+    grades_of,
+)
+from smar.single_modal.list_features import (
+    EXTRA_STATISTICS,
+    PRODUCTION_PERCENTILE,
+    item_text_column,
+    production_percentile_column,
+    ranker_features,
+)
+from smar.single_modal.registry import current_model_version, model_version_of, publish_current, single_modal_dir
+from smar.single_modal.scoring import (
+    SCORE_JOB,
+    encode_texts_udf,
+    ranked_scores,
+    score_impressions_udf,
+    scoring_rejects,
+    unscorable_reason,
+)
+from smar.splits import describe_splits, query_bucket, query_split
+from smar.vocabulary import MODALITIES
+
+log = logging.getLogger(__name__)
+
+TRAIN_JOB = "train_single_modal"
+# Inside the single_modal_train split, buckets 32..39 validate (early stopping); 0..31 train.
+RANKER_VALIDATION_BUCKETS = range(32, 40)
+# Maximum epochs; the epoch with the best validation NDCG is kept. The small modalities (answers:
+# about a thousand pairs over three demo days) make only a few optimiser steps per epoch, and 8
+# epochs left them undertrained.
+DEFAULT_EPOCHS = 20
+
+
+@dataclass(frozen=True)
+class TrainingSummary:
+    model_version: str
+    artifact_dir: Path
+    input_versions: dict[str, int]
+    evaluations: list[RankerEvaluation] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ScoringSummary:
+    ds: str
+    model_version: str
+    scored: int
+    rejected: int
+    unique_query_texts: int
+    unique_item_texts: int
+
+
+def train_single_modal(
+    lake: Lakehouse,
+    *,
+    ds_list: list[str],
+    seed: int = 0,
+    epochs: int | None = None,
+    batch_size: int = 256,
+    device: str = "auto",
+    encoder_batch_size: int = 64,
+) -> TrainingSummary:
+    """Train one ranker per modality on the `single_modal_train` queries of `ds_list`.
+
+    Labels are preferences from clicks and dwell (`rankers.training.preference_labels`); the loss
+    is the pairwise hinge (margin 1) inside each (request, modality). Validation (early stopping)
+    uses held-out buckets of the same split; the reported evaluation uses the `test` queries,
+    against hidden truth when `truth.relevance` exists, else against clicks.
+    """
+    import torch
+
+    from smar.single_modal.rankers.artifacts import RankerMetadata, save_ranker
+    from smar.single_modal.rankers.features import join_impressions_with_items
+    from smar.single_modal.rankers.models import default_config
+    from smar.single_modal.rankers.training import ValidationData, preference_labels, score_frame, train_ranker
+
+    epochs = DEFAULT_EPOCHS if epochs is None else epochs
+
+    filters = [("ds", "in", ds_list)]
+    versions = {name: lake.version(name) for name in ("bronze.search_logs", "bronze.items")}
+    # Sorted: Delta file order is not stable across rewrites, and pair sampling follows row order.
+    logs = (
+        lake.read_arrow("bronze.search_logs", version=versions["bronze.search_logs"], filters=filters)
+        .to_pandas()
+        .sort_values(["ds", "request_id", "position"], kind="stable")
+        .reset_index(drop=True)
+    )
+    items = (
+        lake.read_arrow("bronze.items", version=versions["bronze.items"], filters=filters)
+        .to_pandas()
+        .sort_values(["ds", "item_id"], kind="stable")
+        .reset_index(drop=True)
+    )
+    if logs.empty:
+        raise InputRefused(f"bronze.search_logs has no rows for ds in {ds_list}")
+    truth = None
+    if lake.exists("truth.relevance"):
+        versions["truth.relevance"] = lake.version("truth.relevance")
+        truth = lake.read_arrow("truth.relevance", version=versions["truth.relevance"], filters=filters).to_pandas()
+        truth = truth.drop_duplicates(["query_id", "item_id"])[["query_id", "item_id", "grade"]]
+
+    logs["split"] = logs["query_id"].map(query_split)
+    logs["bucket"] = logs["query_id"].map(query_bucket)
+    joined = join_impressions_with_items(logs, items.drop_duplicates(["ds", "item_id"]))
+    model_version = model_version_of(
+        {
+            "ds": sorted(ds_list),
+            "versions": versions,
+            "seed": seed,
+            "epochs": epochs,
+            "extra_statistics": EXTRA_STATISTICS,
+        }
+    )
+    artifact_dir = single_modal_dir(lake) / model_version
+    torch.manual_seed(seed)
+
+    evaluations = []
+    for modality in MODALITIES:
+        rows = joined[joined["modality"] == modality].reset_index(drop=True)
+        if rows.empty:
+            raise InputRefused(f"no impressions of modality {modality!r} in ds {ds_list}: cannot train its ranker")
+        train_rows = rows[
+            (rows.split == "single_modal_train") & ~rows.bucket.isin(RANKER_VALIDATION_BUCKETS)
+        ].reset_index(drop=True)
+        valid_rows = rows[(rows.split == "single_modal_train") & rows.bucket.isin(RANKER_VALIDATION_BUCKETS)]
+        test_rows = first_request_per_query(rows[rows.split == "test"])
+        train_features = ranker_features(train_rows, modality, encoder_batch_size=encoder_batch_size)
+        validation = None
+        if not valid_rows.empty:
+            valid_unique = first_request_per_query(valid_rows)
+            grades = grades_of(valid_unique, truth)
+            validation = ValidationData(
+                features=ranker_features(valid_unique, modality, encoder_batch_size=encoder_batch_size),
+                grades=grades,
+                group_ids=valid_unique["query_id"].to_numpy(),
+            )
+        model, history = train_ranker(
+            modality,
+            train_features,
+            train_rows["request_id"].to_numpy(),
+            preference_labels(train_rows),
+            config=default_config(
+                modality,
+                visual_dim=train_features.get("visual_embedding", np.zeros((0, 0))).shape[1] or None,
+                engagement_dim=train_features["engagement"].shape[1],
+            ),
+            seed=seed,
+            epochs=epochs,
+            batch_size=batch_size,
+            device=device,
+            validation=validation,
+        )
+        evaluation_frame = test_rows.copy()
+        evaluation_frame["grade"] = grades_of(test_rows, truth)
+        test_features = ranker_features(test_rows, modality, encoder_batch_size=encoder_batch_size)
+        evaluation_frame["ranker"] = score_frame(model, test_features, device=device)
+        evaluation_frame["production"] = evaluation_frame["production_score"].fillna(-np.inf)
+        evaluation_frame["popularity"] = evaluation_frame["click_count"].fillna(0).astype(float)
+        evaluation = evaluate_against_baselines(
+            evaluation_frame, modality, "truth.relevance" if truth is not None else "clicks", seed=seed
+        )
+        evaluations.append(evaluation)
+        metadata = RankerMetadata(
+            model_version=model_version,
+            modality=modality,
+            training_table_versions=versions,
+            validation_metrics={
+                "best_validation_ndcg_at_10": max(
+                    (h.get("validation_ndcg_at_10", float("nan")) for h in history), default=float("nan")
+                ),
+                "test_ndcg_at_10": evaluation.ranker_ndcg_at_10,
+                "test_production_ndcg_at_10": evaluation.production_ndcg_at_10,
+                "test_popularity_ndcg_at_10": evaluation.popularity_ndcg_at_10,
+                "test_minus_production_ci95": list(evaluation.versus_production_ci),
+                "test_minus_popularity_ci95": list(evaluation.versus_popularity_ci),
+                "test_queries": evaluation.queries,
+            },
+            query_split={
+                **describe_splits(),
+                "train": "single_modal_train, buckets 0-31",
+                "validation": "single_modal_train, buckets 32-39",
+                "evaluation": "test",
+                "training_days": sorted(ds_list),
+                "label_source": evaluation.label_source,
+            },
+        )
+        save_ranker(model, artifact_dir / modality, metadata=metadata)
+        log.info("trained %s ranker %s: %s", modality, model_version, evaluation)
+    # The pointer is written last: a half-trained version is never picked up by scoring.
+    publish_current(lake, model_version)
+    return TrainingSummary(model_version, artifact_dir, versions, evaluations)
+
+
+def score_single_modal(
+    spark: SparkSession,
+    lake: Lakehouse,
+    *,
+    ds: str,
+    model_version: str | None = None,
+    gpu_batch_size: int = 1024,
+    encoder_batch_size: int = 64,
+    device: str = "auto",
+) -> ScoringSummary:
+    """Score every impression of `ds`; write `silver.single_modal_scores` and the rejects."""
+    from smar.single_modal.rankers.artifacts import load_ranker
+
+    model_version = model_version or current_model_version(lake)
+    model_dir = single_modal_dir(lake) / model_version
+    logs = lake.read("bronze.search_logs").where(F.col("ds") == ds)
+    present = sorted(row.modality for row in logs.select("modality").distinct().collect())
+    if not present:
+        raise InputRefused(f"bronze.search_logs has no impressions for ds={ds}")
+    # Fail before any write when a modality has no usable model (clear error names path and modality).
+    visual_dimensions: dict[str, int] = {}
+    for modality in present:
+        loaded = load_ranker(model_dir / modality, modality)
+        if loaded.config.kind == "visual":
+            visual_dimensions[modality] = loaded.config.item_dim
+
+    items = (
+        lake.read("bronze.items")
+        .where(F.col("ds") == ds)
+        .select(
+            "item_id",
+            "title",
+            "body",
+            "visual_embedding",
+            "impression_count",
+            "click_count",
+            "like_count",
+            "share_count",
+            F.lit(True).alias("item_found"),
+        )
+        .dropDuplicates(["item_id"])
+    )
+    joined = logs.join(items, on="item_id", how="left").withColumn("unscorable", unscorable_reason(visual_dimensions))
+
+    rejects = scoring_rejects(joined, ds=ds, source=f"bronze.search_logs@{lake.version('bronze.search_logs')}")
+    scorable = (
+        joined.where(F.col("unscorable").isNull())
+        .withColumn("item_text", item_text_column())
+        .withColumn(PRODUCTION_PERCENTILE, production_percentile_column())
+    )
+
+    encode = encode_texts_udf(encoder_batch_size, device)
+    query_texts = scorable.select("query_text").distinct()
+    query_embeddings = query_texts.select("query_text", encode(F.col("query_text")).alias("query_embedding"))
+    # Every modality's item text: web pages and answers are ranked on it, images and videos on
+    # their caption next to the visual embedding.
+    item_texts = scorable.select("item_text").distinct()
+    item_embeddings = item_texts.select("item_text", encode(F.col("item_text")).alias("item_text_embedding"))
+
+    features = scorable.join(query_embeddings, on="query_text", how="left").join(
+        item_embeddings, on="item_text", how="left"
+    )
+    score_impressions, columns = score_impressions_udf(str(model_dir), gpu_batch_size, device)
+    scored = features.withColumn("score", score_impressions(*[F.col(c) for c in columns]))
+
+    output = ranked_scores(scored, ds=ds, model_version=model_version)
+    lake.overwrite_slice(output, "silver.single_modal_scores", {"ds": ds})
+    lake.overwrite_slice(rejects, "bronze.rejects", {"ds": ds, "job": SCORE_JOB})
+    scores_table = lake.read_arrow("silver.single_modal_scores", filters=[("ds", "=", ds)])
+    rejected = lake.read_arrow("bronze.rejects", filters=[("ds", "=", ds), ("job", "=", SCORE_JOB)]).num_rows
+    return ScoringSummary(
+        ds=ds,
+        model_version=model_version,
+        scored=scores_table.num_rows,
+        rejected=rejected,
+        unique_query_texts=query_texts.count(),
+        unique_item_texts=item_texts.count(),
+    )
