@@ -1,16 +1,33 @@
-"""Typed settings. Paths, engine and budgets come from here (env `SMAR_*` or CLI), never from
-constants inside a job."""
+"""Typed settings and the one configuration idiom.
+
+Settings (paths, engine, budgets) come from `SMAR_*` variables or CLI flags, never from constants
+inside a job (`SmarSettings`). Every other configuration (models, training, sweeps, replays, the
+generator) is a `FrozenConfig`: a frozen pydantic model, validated on construction, refusing
+unknown fields, changed by `replace(**changes)` into a validated copy, and stored as JSON with
+`model_dump(mode="json")`.
+"""
 
 from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Self
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EngineName = Literal["auto", "embedded", "cluster"]
+
+
+class FrozenConfig(BaseModel):
+    """Base of every configuration object: frozen, unknown fields refused, validated when built."""
+
+    # protected_namespaces=(): fields such as `model_dim` are model sizes, not pydantic internals.
+    model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
+
+    def replace(self, **changes: Any) -> Self:
+        """A validated copy with `changes` applied (pydantic's `model_copy` would skip validation)."""
+        return self.model_validate({**self.model_dump(), **changes})
 
 
 class SmarSettings(BaseSettings):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -68,7 +67,7 @@ def train_reranker_command(
         )
         if value is not None
     }
-    config = replace(TrainingConfig(device=device, anchors=anchors), **overrides)
+    config = TrainingConfig(device=device, anchors=anchors).replace(**overrides)
     with open_lakehouse("smar-train-reranker") as lake:
         summary = train_page_reranker(
             lake.session,

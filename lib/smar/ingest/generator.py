@@ -49,6 +49,7 @@ from typing import Literal
 import numpy as np
 import pyarrow as pa
 
+from smar.config import FrozenConfig
 from smar.contracts import load_contract
 from smar.vocabulary import MODALITIES
 
@@ -129,8 +130,7 @@ BODY_FILLER = (
 )
 
 
-@dataclass(frozen=True)
-class GeneratorConfig:
+class GeneratorConfig(FrozenConfig):
     """Sizes of one synthetic world. Use `GeneratorConfig.preset(name)`; defaults are frozen."""
 
     n_topics: int
@@ -145,11 +145,20 @@ class GeneratorConfig:
     @staticmethod
     def preset(size: SizeName) -> GeneratorConfig:
         if size == "tiny":
-            return GeneratorConfig(6, 40, 50, 60, (12, 8, 6), (6, 4, 3, 2))
+            return GeneratorConfig(
+                n_topics=6, n_queries=40, n_users=50, requests_per_day=60,
+                catalogue_items_per_topic=(12, 8, 6), candidates_per_modality=(6, 4, 3, 2),
+            )  # fmt: skip
         if size == "demo":
-            return GeneratorConfig(24, 800, 2_000, 1_200, (40, 25, 20), (16, 8, 6, 2))
+            return GeneratorConfig(
+                n_topics=24, n_queries=800, n_users=2_000, requests_per_day=1_200,
+                catalogue_items_per_topic=(40, 25, 20), candidates_per_modality=(16, 8, 6, 2),
+            )  # fmt: skip
         if size == "large":
-            return GeneratorConfig(30, 20_000, 50_000, 31_250, (400, 250, 200), (16, 8, 6, 2))
+            return GeneratorConfig(
+                n_topics=30, n_queries=20_000, n_users=50_000, requests_per_day=31_250,
+                catalogue_items_per_topic=(400, 250, 200), candidates_per_modality=(16, 8, 6, 2),
+            )  # fmt: skip
         raise ValueError(f"unknown size {size!r}; use tiny, demo or large")
 
     @property

@@ -37,18 +37,18 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from scipy import stats
+
+from smar.config import FrozenConfig
 
 log = logging.getLogger(__name__)
 
 BootstrapMethod = Literal["percentile", "BCa", "basic"]
 
 
-class BootstrapConfig(BaseModel):
+class BootstrapConfig(FrozenConfig):
     """How intervals are computed; the defaults are what `replay_evaluate` uses."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     n_resamples: int = Field(default=2000, ge=100, description="bootstrap resamples of the queries")
     confidence_level: float = Field(default=0.95, gt=0.0, lt=1.0, description="two-sided coverage")

@@ -29,8 +29,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from smar.config import FrozenConfig
 from smar.replay.measures import ALL_SEGMENT, EXPOSURE_SHARE, NDCG
 from smar.vocabulary import NO_LABELS, ORACLE, PAGE_LABELS
 
@@ -41,10 +42,8 @@ NO_SHIP: DecisionValue = "NO_SHIP"
 INCONCLUSIVE: DecisionValue = "INCONCLUSIVE"
 
 
-class DecisionConfig(BaseModel):
+class DecisionConfig(FrozenConfig):
     """Thresholds of the decision. The defaults are the team's standard replay gate."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     primary_metric: str = Field(default=NDCG, description="metric deciding SHIP (a gold.replay_metrics metric)")
     primary_segment: str = Field(default=ALL_SEGMENT, description="segment of the primary metric")

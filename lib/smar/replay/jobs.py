@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 from pyspark.sql import DataFrame, SparkSession
 
-from smar.contracts import load_contract
+from smar.config import FrozenConfig
 from smar.errors import InputRefused
 from smar.lake import Lakehouse
 from smar.metrics.bootstrap import BootstrapConfig
@@ -45,10 +45,8 @@ METRICS_TABLE = "gold.replay_metrics"
 DECISIONS_TABLE = "gold.ab_decisions"
 
 
-class ReplayConfig(BaseModel):
+class ReplayConfig(FrozenConfig):
     """Everything that shapes a replay's numbers: what is measured, the intervals, the decision."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     metrics: MetricConfig = Field(default_factory=MetricConfig)
     bootstrap: BootstrapConfig = Field(default_factory=BootstrapConfig)
@@ -139,34 +137,35 @@ def _is_frame(source: RankingSource) -> bool:
 
 
 def _metric_rows(
-    spark: SparkSession, summary: pd.DataFrame, *, run_id: str, control: str, candidate: str,
-    ds_start: str, ds_end: str, created_at: datetime,
-) -> DataFrame:  # fmt: skip
+    summary: pd.DataFrame, *, run_id: str, control: str, candidate: str, ds_start: str, ds_end: str,
+    created_at: datetime,
+) -> list[dict[str, object]]:  # fmt: skip
+    """The gold.replay_metrics rows of one replay: the summary rows with the run's identity."""
+
     def number(value: object) -> float | None:
         return None if value is None or pd.isna(value) else float(value)  # type: ignore[arg-type]
 
-    rows = [
-        (
-            run_id,
-            control,
-            candidate,
-            row["metric"],
-            row["segment"],
-            None if pd.isna(row["k"]) else int(row["k"]),
-            row["label_source"],
-            number(row["control_value"]),
-            number(row["candidate_value"]),
-            number(row["delta"]),
-            number(row["ci_low"]),
-            number(row["ci_high"]),
-            int(row["n_queries"]),
-            ds_start,
-            ds_end,
-            created_at,
-        )  # fmt: skip
+    return [
+        {
+            "run_id": run_id,
+            "control": control,
+            "candidate": candidate,
+            "metric": row["metric"],
+            "segment": row["segment"],
+            "k": None if pd.isna(row["k"]) else int(row["k"]),
+            "label_source": row["label_source"],
+            "control_value": number(row["control_value"]),
+            "candidate_value": number(row["candidate_value"]),
+            "delta": number(row["delta"]),
+            "ci_low": number(row["ci_low"]),
+            "ci_high": number(row["ci_high"]),
+            "n_queries": int(row["n_queries"]),
+            "ds_start": ds_start,
+            "ds_end": ds_end,
+            "created_at": created_at,
+        }  # fmt: skip
         for _, row in summary.iterrows()
     ]
-    return spark.createDataFrame(rows, load_contract(METRICS_TABLE).ddl())
 
 
 def read_replay_metrics(lake: Lakehouse, run_id: str) -> pd.DataFrame:
@@ -177,15 +176,17 @@ def read_replay_metrics(lake: Lakehouse, run_id: str) -> pd.DataFrame:
 
 
 def _decision_row(
-    spark: SparkSession, decision: Decision, *, run_id: str, control: str, candidate: str,
-    ds_start: str, ds_end: str, report_path: str, created_at: datetime,
-) -> DataFrame:  # fmt: skip
-    row = (
-        run_id, control, candidate, decision.decision, list(decision.reasons), decision.primary_metric,
-        decision.primary_delta, decision.primary_ci_low, decision.primary_ci_high, decision.guardrails_json(),
-        report_path, ds_start, ds_end, created_at,
-    )  # fmt: skip
-    return spark.createDataFrame([row], load_contract(DECISIONS_TABLE).ddl())
+    decision: Decision, *, run_id: str, control: str, candidate: str, ds_start: str, ds_end: str,
+    report_path: str, created_at: datetime,
+) -> dict[str, object]:  # fmt: skip
+    """The gold.ab_decisions row of one replay."""
+    return {
+        "run_id": run_id, "control": control, "candidate": candidate, "decision": decision.decision,
+        "reasons": list(decision.reasons), "primary_metric": decision.primary_metric,
+        "primary_delta": decision.primary_delta, "primary_ci_low": decision.primary_ci_low,
+        "primary_ci_high": decision.primary_ci_high, "guardrails": decision.guardrails_json(),
+        "report_path": report_path, "ds_start": ds_start, "ds_end": ds_end, "created_at": created_at,
+    }  # fmt: skip
 
 
 def replay_evaluate(
@@ -217,7 +218,7 @@ def replay_evaluate(
     summary = summarize(per_query, config.bootstrap)
     created_at = datetime.now(UTC)
     lake.overwrite_slice(
-        _metric_rows(spark, summary, run_id=run_id, control=control_name, candidate=candidate_name,
+        _metric_rows(summary, run_id=run_id, control=control_name, candidate=candidate_name,
                      ds_start=ds_start, ds_end=ds_end, created_at=created_at),
         METRICS_TABLE,
         {"run_id": run_id},
@@ -253,7 +254,7 @@ def replay_evaluate(
     report_directory = Path(lake.settings.reports) / "replay" / run_id
     files = write_report(stored, decision, context, report_directory)
     lake.overwrite_slice(
-        _decision_row(spark, decision, run_id=run_id, control=control_name, candidate=candidate_name,
+        _decision_row(decision, run_id=run_id, control=control_name, candidate=candidate_name,
                       ds_start=ds_start, ds_end=ds_end, report_path=str(files.html.resolve()), created_at=created_at),
         DECISIONS_TABLE,
         {"run_id": run_id},

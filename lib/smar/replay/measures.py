@@ -22,8 +22,9 @@ pages; queries are the unit of the bootstrap (`smar.metrics.bootstrap`).
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from smar.config import FrozenConfig
 from smar.metrics.conventions import Gain
 from smar.vocabulary import ORACLE, PAGE_LABELS, SPLITS
 
@@ -53,10 +54,8 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
 )  # fmt: skip
 
 
-class MetricConfig(BaseModel):
+class MetricConfig(FrozenConfig):
     """What the replay measures. Defaults are the team's standard replay."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     query_splits: tuple[str, ...] = Field(
         default=("test",), description="query splits replayed (smar.splits); held-out `test` by default"

@@ -14,13 +14,14 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from smar.config import FrozenConfig
 from smar.reranker.store import NUMERIC_FEATURE_NAMES, PageStore
 from smar.vocabulary import FUSION_METHODS, MODALITIES
 
@@ -99,8 +100,7 @@ def fusion_scores(method: str, store: PageStore, parameters: dict[str, Any]) -> 
 # ---------------------------------------------------------------------------------- LightGBM
 
 
-@dataclass(frozen=True)
-class LightGBMConfig:
+class LightGBMConfig(FrozenConfig):
     """LightGBM lambdarank settings (defaults: small trees for a few hundred labelled pages)."""
 
     num_leaves: int = 15
@@ -113,7 +113,7 @@ class LightGBMConfig:
     seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return self.model_dump(mode="json")
 
 
 @dataclass
@@ -202,7 +202,7 @@ class LightGBMModel:
         with np.load(directory / "projection.npz") as stored:
             projection = EmbeddingProjection(stored["mean"], stored["components"])
         booster = lightgbm.Booster(model_file=str(directory / "model.txt"))
-        return cls(booster, projection, LightGBMConfig(**document["lightgbm"]), 0)
+        return cls(booster, projection, LightGBMConfig.model_validate(document["lightgbm"]), 0)
 
 
 def train_lightgbm(train: PageStore, validation: PageStore | None, config: LightGBMConfig) -> LightGBMModel:

@@ -26,20 +26,24 @@ logits, 0-100 confidences).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import torch
+from pydantic import model_validator
 from torch import Tensor, nn
 
+from smar.config import FrozenConfig
 from smar.reranker.dataset import PageBatch
 from smar.reranker.store import PageStore
+from smar.vocabulary import MODALITIES
 
 
-@dataclass(frozen=True)
-class RerankerConfig:
-    """Architecture of `PageReranker`; stored as the artifact's `config.json` (under "model")."""
+class RerankerConfig(FrozenConfig):
+    """Architecture of `PageReranker`; stored as the artifact's `config.json` (under "model").
+
+    `modalities` records the modality ids' meaning (index in this tuple): an artifact trained with
+    another order cannot be read correctly, and loading refuses it."""
 
     numeric_dim: int
     text_dim: int
@@ -53,8 +57,10 @@ class RerankerConfig:
     feedforward_dim: int = 128
     dropout: float = 0.1
     self_attention: bool = True
+    modalities: tuple[str, ...] = MODALITIES
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _check(self) -> RerankerConfig:
         if min(self.numeric_dim, self.n_modalities, self.model_dim) < 1:
             raise ValueError(f"numeric_dim, n_modalities and model_dim must be >= 1: {self}")
         if min(self.text_dim, self.visual_dim, self.user_dim) < 0:
@@ -63,13 +69,16 @@ class RerankerConfig:
             raise ValueError(f"model_dim {self.model_dim} must be divisible by attention_heads {self.attention_heads}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if len(self.modalities) != self.n_modalities:
+            raise ValueError(f"n_modalities {self.n_modalities} != len(modalities) {len(self.modalities)}")
+        return self
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return self.model_dump(mode="json")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RerankerConfig:
-        return cls(**values)
+        return cls.model_validate(values)
 
     @classmethod
     def for_store(cls, store: PageStore, **overrides: Any) -> RerankerConfig:

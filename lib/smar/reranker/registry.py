@@ -24,7 +24,6 @@ from typing import Any
 import pyarrow.compute as pc
 
 from smar.config import SmarSettings
-from smar.contracts import load_contract
 from smar.lake import Lakehouse
 from smar.vocabulary import canonical_json, content_hash
 
@@ -142,13 +141,7 @@ def register_runs(lake: Lakehouse, records: Sequence[RunRecord]) -> None:
     """MERGE the rows of `records` into `gold.reranker_runs` by run_id (one commit)."""
     if not records:
         return
-    spark = lake.spark
-    if spark is None:
-        raise RuntimeError("registering runs needs a Spark session (the Lakehouse has none)")
-    contract = load_contract(RUNS_TABLE)
-    rows = [tuple(record.to_row()[name] for name in contract.column_names) for record in records]
-    frame = spark.createDataFrame(rows, schema=contract.ddl())
-    lake.merge(frame, RUNS_TABLE, ["run_id"])
+    lake.merge([record.to_row() for record in records], RUNS_TABLE, ["run_id"])
 
 
 def register_run(lake: Lakehouse, record: RunRecord) -> None:

@@ -190,10 +190,10 @@ def fit_and_evaluate(
         "encoder_name": train.encoder_name,
     }
     if method in METHOD_OBJECTIVES:
-        config = replace(training or TrainingConfig(), seed=seed, **METHOD_OBJECTIVES[method])
+        config = (training or TrainingConfig()).replace(seed=seed, **METHOD_OBJECTIVES[method])
         hyperparameters = config.to_dict()
     elif method == "lightgbm":
-        lightgbm_config = replace(lightgbm or LightGBMConfig(), seed=seed)
+        lightgbm_config = (lightgbm or LightGBMConfig()).replace(seed=seed)
         hyperparameters = lightgbm_config.to_dict()
     else:
         hyperparameters = {"shares": production_modality_share(train)} if method == "fusion_interleave" else {}

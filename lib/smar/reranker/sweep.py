@@ -30,17 +30,18 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import Field, model_validator
 from pyspark.sql import SparkSession
 from tqdm.auto import tqdm
 
-from smar.contracts import load_contract
+from smar.config import FrozenConfig
 from smar.lake import Lakehouse
 from smar.reranker.baselines import LightGBMConfig
 from smar.reranker.inputs import pin_versions, read_pinned
@@ -59,8 +60,7 @@ SIMULATED_ANNOTATOR = "simulated-oracle"
 LABEL_SOURCES = SWEEP_LABEL_SOURCES
 
 
-@dataclass(frozen=True)
-class SweepConfig:
+class SweepConfig(FrozenConfig):
     """What to sweep. `training` / `lightgbm` are the base hyper-parameters (seed overridden)."""
 
     ds_start: str
@@ -69,15 +69,16 @@ class SweepConfig:
     budgets: tuple[float, ...] = DEFAULT_BUDGETS
     methods: tuple[str, ...] = RERANKER_METHODS
     strategy: str = "top"
-    training: TrainingConfig = field(default_factory=TrainingConfig)
-    lightgbm: LightGBMConfig = field(default_factory=LightGBMConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    lightgbm: LightGBMConfig = Field(default_factory=LightGBMConfig)
     simulate_labels: bool = True
     annotator: str = SIMULATED_ANNOTATOR
     sweep_id: str | None = None
     progress: bool = True
     encoder_name: str = DEFAULT_ENCODER_NAME
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _check(self) -> SweepConfig:
         unknown = set(self.methods) - set(RERANKER_METHODS)
         if unknown:
             raise ValueError(f"unknown methods {sorted(unknown)}; expected some of {RERANKER_METHODS}")
@@ -85,10 +86,11 @@ class SweepConfig:
             raise ValueError("a sweep needs at least one seed and one budget")
         if any(not 0.0 < budget <= 1.0 for budget in self.budgets):
             raise ValueError(f"budgets must lie in (0, 1], got {self.budgets}")
+        return self
 
     def definition(self) -> dict[str, Any]:
         """Everything that defines the sweep's results (for its id)."""
-        values = asdict(self)
+        values = self.model_dump()
         values.pop("progress")
         values.pop("sweep_id")
         return values
@@ -153,33 +155,28 @@ def write_simulated_page_labels(
         labels = labels[~missing]
     labelled_at = {ds: datetime.fromisoformat(f"{ds}T00:00:00+00:00") for ds in labels["ds"].unique()}
     rows = [
-        (
-            ds,
-            f"simulated/{ds}/{query}",
-            f"{ds}/{query}",
-            query,
-            item,
-            modality,
-            annotator,
-            int(grade),
-            "full",
-            0,
-            labelled_at[ds],
-            "simulated:truth.relevance",
-            labelled_at[ds],
-        )
+        {
+            "ds": ds,
+            "task_id": f"simulated/{ds}/{query}",
+            "page_id": f"{ds}/{query}",
+            "query_id": query,
+            "item_id": item,
+            "modality": modality,
+            "annotator": annotator,
+            "grade": int(grade),
+            "strategy": "full",
+            "round": 0,
+            "annotated_at": labelled_at[ds],
+            "source_file": "simulated:truth.relevance",
+            "ingested_at": labelled_at[ds],
+        }  # fmt: skip
         for ds, query, item, modality, grade in labels[["ds", "query_id", "item_id", "modality", "grade"]].itertuples(
             index=False
         )
     ]
     if not rows:
         return 0
-    schema = (
-        "ds string, task_id string, page_id string, query_id string, item_id string, modality string, "
-        "annotator string, grade int, strategy string, round int, annotated_at timestamp, "
-        "source_file string, ingested_at timestamp"
-    )
-    lake.merge(spark.createDataFrame(rows, schema=schema), "silver.page_labels", update_when_changed=["grade"])
+    lake.merge(rows, "silver.page_labels", update_when_changed=["grade"])
     log.info("simulated %d page labels (%d queries)", len(rows), labels["query_id"].nunique())
     return len(rows)
 
@@ -410,9 +407,7 @@ def run_budget_sweep(
         log.info("%s budget=%s seed=%d: %s", method, budget, seed, record.test_metrics)
     register_runs(lake, records)
     frame = pd.DataFrame.from_records(rows)
-    contract = load_contract(SWEEP_TABLE)
-    spark_rows = [tuple(row.get(name) for name in contract.column_names) for row in rows]
-    lake.overwrite_slice(spark.createDataFrame(spark_rows, schema=contract.ddl()), SWEEP_TABLE, {"sweep_id": sweep_id})
+    lake.overwrite_slice(rows, SWEEP_TABLE, {"sweep_id": sweep_id})
 
     aggregate = aggregate_sweep(frame)
     comparisons = headline_comparisons(frame, config.budgets)

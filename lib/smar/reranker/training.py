@@ -37,16 +37,19 @@ import math
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
+from pydantic import Field, model_validator
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from smar.config import FrozenConfig
+from smar.errors import ArtifactError
 from smar.metrics import mean_over_queries, ndcg_at
 from smar.reranker.dataset import PageBatch, collate_pages, page_loader
 from smar.reranker.losses import (
@@ -78,8 +81,7 @@ CONFIG_FILE = "config.json"
 DEFAULT_INTRA_WEIGHT: dict[str, float] = {"pairwise_hinge": 0.3, "list_mle": 0.01}
 
 
-@dataclass(frozen=True)
-class TrainingConfig:
+class TrainingConfig(FrozenConfig):
     """Hyper-parameters of one reranker training run (all JSON-serialisable).
 
     objective: "smar" (L_page + lambda * sum_m beta_m L_intra_m) or "page_loss_only" (L_page).
@@ -94,7 +96,7 @@ class TrainingConfig:
     intra_loss: IntraLoss = "pairwise_hinge"
     margin: float = 1.0
     intra_weight: float | None = None
-    modality_weights: dict[str, float] = field(default_factory=lambda: {name: 1.0 for name in MODALITIES})
+    modality_weights: dict[str, float] = Field(default_factory=lambda: {str(name): 1.0 for name in MODALITIES})
     squash: bool = False
     anchors: bool = False
     anchor_weight: float = 1.0
@@ -116,7 +118,8 @@ class TrainingConfig:
     dropout: float = 0.1
     self_attention: bool = True
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _check(self) -> TrainingConfig:
         if self.objective not in ("smar", "page_loss_only"):
             raise ValueError(f"objective must be 'smar' or 'page_loss_only', got {self.objective!r}")
         if self.page_loss not in ("list_mle", "softmax_cross_entropy", "lambda_loss_ndcg"):
@@ -128,8 +131,9 @@ class TrainingConfig:
         unknown = set(self.modality_weights) - set(MODALITIES)
         if unknown:
             raise ValueError(f"modality_weights names unknown modalities {sorted(unknown)}")
+        return self
 
-    def model_config(self, store: PageStore) -> RerankerConfig:
+    def architecture(self, store: PageStore) -> RerankerConfig:
         """The architecture for `store`'s input widths."""
         return RerankerConfig.for_store(
             store,
@@ -152,11 +156,11 @@ class TrainingConfig:
         return torch.tensor([float(self.modality_weights.get(name, 1.0)) for name in MODALITIES])
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return self.model_dump(mode="json")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainingConfig:
-        return cls(**values)
+        return cls.model_validate(values)
 
 
 @dataclass
@@ -315,7 +319,7 @@ def train_reranker(
     devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(config.seed)
-        model = PageReranker(config.model_config(train))
+        model = PageReranker(config.architecture(train))
         model.fit_standardization(train)
         model = model.to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
@@ -460,7 +464,15 @@ def load_reranker(directory: Path) -> tuple[PageReranker, dict[str, Any]]:
     """The model of an artifact written by `save_reranker` (eval mode, CPU) and its config JSON."""
     document = json.loads((directory / CONFIG_FILE).read_text())
     if document.get("kind") != "neural":
-        raise ValueError(f"{directory} holds a {document.get('kind')!r} artifact, not a neural reranker")
+        raise ArtifactError(f"{directory} holds a {document.get('kind')!r} artifact, not a neural reranker")
+    # Modality ids are indexes into the modality order the model was trained with; an artifact
+    # that does not record it predates the one vocabulary (ids web, answer, image, video).
+    trained_order = tuple(document["model"].get("modalities", ()))
+    if trained_order != tuple(MODALITIES):
+        raise ArtifactError(
+            f"{directory}: reranker trained with modality order {list(trained_order) or 'unrecorded'}, "
+            f"this code uses {list(MODALITIES)}; retrain the run"
+        )
     model = PageReranker(RerankerConfig.from_dict(document["model"]))
     model.load_state_dict(torch.load(directory / STATE_DICT_FILE, map_location="cpu", weights_only=True))
     return model.eval(), document

@@ -7,12 +7,13 @@ scores [batch]; higher means "rank higher". Scores are comparable only inside on
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import torch
+from pydantic import model_validator
 from torch import Tensor, nn
 
+from smar.config import FrozenConfig
 from smar.single_modal.rankers.encoder import TEXT_EMBEDDING_DIM
 from smar.single_modal.rankers.features import (
     ENGAGEMENT,
@@ -25,8 +26,7 @@ from smar.single_modal.rankers.features import (
 )
 
 
-@dataclass(frozen=True)
-class RankerConfig:
+class RankerConfig(FrozenConfig):
     """Everything needed to rebuild a ranker's architecture; stored as `config.json`."""
 
     modality: str
@@ -35,10 +35,11 @@ class RankerConfig:
     item_dim: int = TEXT_EMBEDDING_DIM  # text: MiniLM width; visual: visual embedding width
     caption_dim: int = TEXT_EMBEDDING_DIM  # visual only: MiniLM width of the item's caption
     engagement_dim: int = ENGAGEMENT_DIM
-    hidden_sizes: tuple[int, ...] = field(default=(64, 32))
+    hidden_sizes: tuple[int, ...] = (64, 32)
     dropout: float = 0.1
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _check(self) -> RankerConfig:
         expected_kind = modality_kind(self.modality)
         if self.kind != expected_kind:
             raise ValueError(f"modality {self.modality!r} needs kind {expected_kind!r}, got {self.kind!r}")
@@ -56,14 +57,11 @@ class RankerConfig:
             raise ValueError(f"dimensions must be >= 1: {self}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        # JSON gives lists back; keep the frozen dataclass hashable and comparable.
-        object.__setattr__(self, "hidden_sizes", tuple(int(size) for size in self.hidden_sizes))
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        values = asdict(self)
-        values["hidden_sizes"] = list(self.hidden_sizes)
-        return values
+        return self.model_dump(mode="json")
 
     def to_json(self) -> str:
         """The config as indented JSON."""
@@ -71,8 +69,8 @@ class RankerConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RankerConfig:
-        """Inverse of `to_dict`; TypeError/ValueError on unknown or invalid fields."""
-        return cls(**values)
+        """Inverse of `to_dict`; ValueError on unknown or invalid fields."""
+        return cls.model_validate(values)
 
     @property
     def feature_keys(self) -> tuple[str, ...]:
