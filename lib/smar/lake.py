@@ -173,6 +173,8 @@ class Lakehouse:
         """
         if isinstance(rows, DataFrame):
             return rows
+        if isinstance(rows, Mapping):
+            raise TypeError(f"rows for {table} must be a sequence of mappings, not one mapping")
         contract = load_contract(table)
         columns = list(rows.columns) if isinstance(rows, pd.DataFrame) else sorted({key for row in rows for key in row})
         unknown = sorted(set(columns) - set(contract.column_names))

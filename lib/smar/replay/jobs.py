@@ -254,8 +254,8 @@ def replay_evaluate(
     report_directory = Path(lake.settings.reports) / "replay" / run_id
     files = write_report(stored, decision, context, report_directory)
     lake.overwrite_slice(
-        _decision_row(decision, run_id=run_id, control=control_name, candidate=candidate_name,
-                      ds_start=ds_start, ds_end=ds_end, report_path=str(files.html.resolve()), created_at=created_at),
+        [_decision_row(decision, run_id=run_id, control=control_name, candidate=candidate_name,
+                       ds_start=ds_start, ds_end=ds_end, report_path=str(files.html.resolve()), created_at=created_at)],
         DECISIONS_TABLE,
         {"run_id": run_id},
     )  # fmt: skip
