@@ -242,9 +242,12 @@ def test_each_reject_class_goes_to_rejects_with_a_reason(spark, day_lake, tmp_pa
     export.append(missing)
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(export))
-    # When imported (twice: the rerun must replace its rejects, not add to them)
-    summary = jobs.ingest_page_labels(spark, day_lake, ds=DS, path=path)
-    summary = jobs.ingest_page_labels(spark, day_lake, ds=DS, path=path)
+    # When imported (twice: the rerun must replace its rejects, not add to them); the file is
+    # mostly bad on purpose, so the reject threshold is lifted
+    summary = jobs.ingest_page_labels(spark, day_lake, ds=DS, path=path, max_reject_fraction=1.0)
+    rejects_version = day_lake.version("bronze.rejects")
+    summary = jobs.ingest_page_labels(spark, day_lake, ds=DS, path=path, max_reject_fraction=1.0)
+    assert day_lake.version("bronze.rejects") == rejects_version  # the same rejects: no new commit
     # Then only the good label lands and each bad class is refused with its reason
     assert summary.accepted == 1 and summary.rejected == 4
     rejects = (
@@ -277,8 +280,8 @@ def test_csv_import_refuses_missing_fields_unknown_items_and_bad_grades(spark, d
         writer = csv.DictWriter(handle, fieldnames=list(lines[0]))
         writer.writeheader()
         writer.writerows(lines[:4])
-    # When imported
-    summary = jobs.ingest_page_labels(spark, day_lake, ds=DS, path=path)
+    # When imported (three bad lines of four on purpose: the reject threshold is lifted)
+    summary = jobs.ingest_page_labels(spark, day_lake, ds=DS, path=path, max_reject_fraction=1.0)
     # Then one label lands and each bad line is refused at its own row number
     assert summary.accepted == 1 and summary.rejected == 3
     rejects = {
@@ -402,3 +405,61 @@ def test_annotation_cost_counts_items_and_the_full_counterfactual(spark, day_lak
     assert sorted((row["strategy"], row["items_labelled"]) for row in stored) == sorted(
         (row.strategy, row.items_labelled) for row in rows
     )
+
+
+# -- the newest grade wins, whatever the order of the files ---------------------------------------------
+def _one_label_export(task: dict, grade: int, annotated_at: str) -> list[dict]:
+    item = task["data"]["items"][0]
+    export = annotations_export([task], {(task["data"]["task_id"], item["item_id"], "ann@example.org"): grade})
+    export[0]["annotations"][0]["updated_at"] = annotated_at
+    return export
+
+
+def test_an_older_export_imported_later_does_not_overwrite_a_newer_grade(spark, day_lake, tmp_path):
+    jobs.build_annotation_tasks(spark, day_lake, ds=DS, strategy="top", budget=0.2, seed=1, eval_splits=())
+    exported = jobs.export_annotation_tasks(spark, day_lake, ds=DS, strategy="top")
+    task = json.loads(exported.tasks_json.read_text())[0]
+    newer, older = tmp_path / "newer.json", tmp_path / "older.json"
+    newer.write_text(json.dumps(_one_label_export(task, 3, "2026-11-03T10:00:00Z")))
+    older.write_text(json.dumps(_one_label_export(task, 1, "1970-01-01T00:00:00Z")))
+    # When the newer export is imported first and the stale one after it
+    jobs.ingest_page_labels(spark, day_lake, ds=DS, path=newer)
+    version = day_lake.version("silver.page_labels")
+    stale = jobs.ingest_page_labels(spark, day_lake, ds=DS, path=older)
+    # Then the newer grade stays, the stale one is counted and nothing is committed
+    (row,) = day_lake.read_arrow("silver.page_labels").to_pylist()
+    assert row["grade"] == 3
+    assert (stale.stale, stale.updated, stale.inserted) == (1, 0, 0)
+    assert day_lake.version("silver.page_labels") == version
+
+
+def test_a_csv_with_a_byte_order_mark_and_repeated_grades_keeps_the_last_one(spark, day_lake, tmp_path):
+    jobs.build_annotation_tasks(spark, day_lake, ds=DS, strategy="top", budget=0.2, seed=1, eval_splits=())
+    exported = jobs.export_annotation_tasks(spark, day_lake, ds=DS, strategy="top")
+    with exported.tasks_csv.open() as handle:
+        first = next(csv.DictReader(handle))
+    # Given a spreadsheet export: a BOM, and the same item graded twice by one annotator
+    lines = [
+        "task_id,item_id,grade,annotator",
+        *(f"{first['task_id']},{first['item_id']},{grade},a" for grade in (1, 4)),
+    ]
+    path = tmp_path / "labels.csv"
+    path.write_bytes("\ufeff".encode() + "\n".join(lines).encode() + b"\n")
+    # When imported
+    summary = jobs.ingest_page_labels(spark, day_lake, ds=DS, path=path)
+    # Then the header is read, the later grade wins and the earlier is reported as superseded
+    assert (summary.accepted, summary.superseded_in_file, summary.rejected) == (1, 1, 0)
+    (row,) = day_lake.read_arrow("silver.page_labels").to_pylist()
+    assert row["grade"] == 4
+
+
+def test_a_label_file_over_the_reject_threshold_writes_only_the_rejects(spark, day_lake, tmp_path):
+    from smar.errors import InputRefused
+
+    jobs.build_annotation_tasks(spark, day_lake, ds=DS, strategy="top", budget=0.2, seed=1, eval_splits=())
+    path = tmp_path / "wrong-day.csv"
+    path.write_text("task_id,item_id,grade,annotator\n" + "".join(f"no-task-{i},x,2,a\n" for i in range(5)))
+    with pytest.raises(InputRefused, match=r"5/5 rows refused"):
+        jobs.ingest_page_labels(spark, day_lake, ds=DS, path=path)
+    assert not day_lake.exists("silver.page_labels")
+    assert day_lake.read("bronze.rejects").where(F.col("source") == str(path)).count() == 5

@@ -30,7 +30,8 @@ HEAVY_MODULES = (
     "sentence_transformers", "lightgbm", "sklearn", "scipy", "smar",
 )  # fmt: skip
 # Audit timestamps: when a row was (re)written, not what it says. A rerun may move them.
-VOLATILE_COLUMNS = {"created_at", "rejected_at", "ingested_at"}
+# When a row was written, and which Delta versions a run left (every rewrite moves them).
+VOLATILE_COLUMNS = {"created_at", "rejected_at", "ingested_at", "completed_at", "table_versions"}
 
 EXPECTED_GRAPH = {
     "daily_scoring": {

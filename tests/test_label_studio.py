@@ -275,22 +275,26 @@ def test_csv_accepts_good_rows_and_refuses_each_bad_class():
             "ann-a,t1,v3,x",  # not an integer
             "ann-a,t1,,2",  # missing item_id
             "ann-a,t2,v3,1",  # t2 does not show v3
-            "ann-a,t1,w1,3",  # duplicate
+            "ann-a,t1,w1,3",  # the same item graded again: kept, the import keeps the later one
             "ann-a,t1,w1",  # too few fields
         ]
     )
     # When parsed against the tasks
     rows, rejected = parse_csv(text, tasks=_tasks())
-    # Then the two good rows are kept (no timestamp in CSV)
-    assert rows == [LabelRow("t1", "w1", 4, "ann-a", None), LabelRow("t1", "i7", 0, "ann-a", None)]
+    # Then the good rows are kept in file order (no timestamp in CSV), the repeated grade too: one
+    # rule for every format, the import keeps the latest (`labels.latest_per_key`)
+    assert rows == [
+        LabelRow("t1", "w1", 4, "ann-a", None),
+        LabelRow("t1", "i7", 0, "ann-a", None),
+        LabelRow("t1", "w1", 3, "ann-a", None),
+    ]
     reasons = [item.reason for item in rejected]
     assert "out of range" in reasons[0]
     assert "not an integer" in reasons[1]
     assert "missing field item_id" in reasons[2]
     assert "unknown item v3 for task t2" in reasons[3]
-    assert "duplicate" in reasons[4]
-    assert "expected 4 fields" in reasons[5]
-    assert [item.row_number for item in rejected] == [2, 3, 4, 5, 6, 7]
+    assert "expected 4 fields" in reasons[4]
+    assert [item.row_number for item in rejected] == [2, 3, 4, 5, 7]
 
 
 def test_csv_without_required_header_raises():

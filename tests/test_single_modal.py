@@ -197,3 +197,37 @@ def test_evaluation_counts_a_win_only_when_the_interval_is_above_zero():
     assert close.versus_production_ci[0] <= 0 and not close.beats("production")
     with pytest.raises(ValueError, match="baseline must be one of"):
         close.beats("random")
+
+
+def test_a_rerun_on_the_same_rows_trains_the_same_version(spark, trained):
+    # Given the day ingested again from the same input (same rows, new Delta versions)
+    lake, summary = trained
+    version_before = lake.version("bronze.search_logs")
+    registered_before = sorted(path.name for path in single_modal_dir(lake).iterdir() if path.is_dir())
+    run_ingest(spark, lake, ds=DS, source="generator", size="tiny", seed=5, run_quality_checks=False)
+    assert lake.version("bronze.search_logs") > version_before
+    # When the rankers are trained again with the same settings
+    again = train_single_modal(lake, ds_list=[DS], epochs=3, seed=0)
+    # Then it is the same model version: nothing new is registered
+    assert again.model_version == summary.model_version
+    registered = sorted(path.name for path in single_modal_dir(lake).iterdir() if path.is_dir())
+    assert registered == registered_before and summary.model_version in registered
+
+
+def test_scoring_a_day_that_cannot_be_scored_writes_only_the_rejects(spark, trained):
+    from smar.errors import InputRefused
+
+    lake, _ = trained
+    score_single_modal(spark, lake, ds=DS)
+    scores_version = lake.version("silver.single_modal_scores")
+    # Given the day's items lost: no impression can be scored
+    lake.overwrite_slice([], "bronze.items", {"ds": DS, "source": "generator"})
+    try:
+        # Then scoring refuses the day, writes the rejects and leaves the day's scores as they were
+        with pytest.raises(InputRefused, match=r"900/900 impressions cannot be scored"):
+            score_single_modal(spark, lake, ds=DS)
+        rejects = lake.read_arrow("bronze.rejects", filters=[("ds", "=", DS), ("job", "=", "score_single_modal")])
+        assert rejects.num_rows == 900
+        assert lake.version("silver.single_modal_scores") == scores_version
+    finally:
+        run_ingest(spark, lake, ds=DS, source="generator", size="tiny", seed=5, run_quality_checks=False)

@@ -55,6 +55,12 @@ class SmarSettings(BaseSettings):
         description="Ingest fails (writing only the rejects) when more than this fraction of rows is refused.",
     )
     seed: int = Field(default=20251016, description="Default seed for generators and training.")
+    leftover_retention_hours: float = Field(
+        default=24.0,
+        ge=0.0,
+        description="Raw landing copies and staging tables that a killed run left under the warehouse "
+        "(_landing/, _staging/) are removed once older than this; a finished run removes its own at once.",
+    )
 
     def table_path(self, name: str) -> Path:
         """Absolute path of table `layer.name`."""

@@ -89,6 +89,9 @@ class ColumnChecks(BaseModel):
     max: float | None = None
     regex: str | None = None
     length: int | None = Field(default=None, description="exact length of an array column")
+    allow_non_finite: bool = Field(
+        default=False, description="float columns (and float arrays): accept NaN and infinities"
+    )
 
 
 class Column(BaseModel):

@@ -11,10 +11,14 @@ never rely on `txnAppId`.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import random
+import re
 import shutil
+import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,9 +33,20 @@ from pyspark.sql import functions as F
 
 from smar.config import SmarSettings, get_settings
 from smar.contracts import Contract, all_tables, load_contract
-from smar.errors import MissingInput
+from smar.errors import ConcurrentWriteError, MissingInput
 
 REJECTS_TABLE = "bronze.rejects"
+STAGING_FOLDER = "_staging"
+LANDING_FOLDER = "_landing"
+#: A commit that loses a race against another writer is tried this many times in all.
+COMMIT_ATTEMPTS = 6
+COMMIT_BACKOFF_SECONDS = 0.5
+# How each engine says "someone else committed this version first": pysail/delta-rs and delta-spark.
+_COMMIT_CONFLICT = re.compile(
+    r"Failed to commit transaction|Concurrent\w*Exception|ProtocolChangedException|MetadataChangedException"
+    r"|version \d+ already exists|Transaction conflict|CommitFailed",
+    re.IGNORECASE,
+)
 #: What a write accepts: a Spark frame, a pandas frame, or Python rows (mappings keyed by column).
 Rows = Union[DataFrame, pd.DataFrame, Sequence[Mapping[str, Any]]]
 
@@ -56,6 +71,33 @@ def predicate(slice_values: dict[str, Any]) -> str:
     return " AND ".join(f"`{column}` = {sql_literal(value)}" for column, value in slice_values.items())
 
 
+def remove_run_folder(folder: Path, root: Path) -> None:
+    """Remove one run's scratch `folder` and the parents it leaves empty, `root` included."""
+    shutil.rmtree(folder, ignore_errors=True)
+    parent = folder.parent
+    while parent == root or root in parent.parents:
+        try:
+            parent.rmdir()  # only when empty: another run may still use it
+        except OSError:
+            break
+        parent = parent.parent
+
+
+def is_commit_conflict(error: BaseException) -> bool:
+    """Whether `error` is a lost race for a Delta commit (worth a retry), not a real failure."""
+    return bool(_COMMIT_CONFLICT.search(f"{type(error).__name__}: {error}"))
+
+
+def content_fingerprint(*frames: pd.DataFrame) -> str:
+    """sha256 of the frames' rows (column names and values, in the given order): what a run
+    read, independent of Delta versions, which every rewrite bumps even with the same rows."""
+    digest = hashlib.sha256()
+    for frame in frames:
+        digest.update(repr(list(frame.columns)).encode("utf-8"))
+        digest.update(pd.util.hash_pandas_object(frame.astype(str), index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
 def to_pandas(frame: DataFrame) -> pd.DataFrame:
     """`frame` collected as pandas: for per-query or per-page aggregates, never a day of rows."""
     collected: pd.DataFrame = frame.toPandas()
@@ -75,9 +117,14 @@ def conform(frame: DataFrame, contract: Contract) -> DataFrame:
     writer that forgets a key is a bug, not bad input.
     """
     present = set(frame.columns)
+    types = {field.name: field.dataType.simpleString() for field in frame.schema.fields}
     selected: list[SparkColumn] = []
     for column in contract.columns:
-        if column.name in present:
+        if column.name in present and types[column.name] == _spark_type_string(column.type):
+            # Already the contract's type: a no-op cast would still stamp field metadata on nested
+            # types, which the embedded engine then refuses to union with the table's own schema.
+            selected.append(F.col(column.name).alias(column.name))
+        elif column.name in present:
             selected.append(F.col(column.name).cast(column.type).alias(column.name))
         elif column.required:
             raise ValueError(
@@ -87,6 +134,13 @@ def conform(frame: DataFrame, contract: Contract) -> DataFrame:
         else:
             selected.append(F.lit(None).cast(column.type).alias(column.name))
     return frame.select(*selected)
+
+
+def _spark_type_string(contract_type: str) -> str:
+    """A contract type in Spark's `simpleString` spelling (long -> bigint, integer -> int, ...)."""
+    from pyspark.sql.types import _parse_datatype_string
+
+    return str(_parse_datatype_string(contract_type).simpleString())
 
 
 @dataclass(frozen=True)
@@ -195,10 +249,12 @@ class Lakehouse:
         return spark.createDataFrame(ordered, contract.ddl())
 
     def overwrite_slice(self, rows: Rows, table: str, slice_values: dict[str, Any]) -> None:
-        """Replace exactly the rows of `slice_values` (e.g. {"ds": "2026-11-01"}) with `rows`.
+        """Replace exactly the rows of `slice_values` (e.g. {"ds": "2026-11-01"}) with `rows`, in
+        one atomic commit: a reader sees the old slice or the new one, never a mix or nothing.
 
         Rows outside the slice are an error (Delta refuses them), so a job cannot clobber another
-        day by accident. Rerunning with the same rows gives the same table.
+        day by accident. Rerunning with the same rows gives the same table. A commit that loses a
+        race against another writer is retried (`COMMIT_ATTEMPTS`), then `ConcurrentWriteError`.
         """
         contract = load_contract(table)
         self.ensure_table(table)
@@ -207,32 +263,67 @@ class Lakehouse:
             # Stamp the slice columns so the frame always satisfies the replaceWhere predicate.
             conformed = conformed.withColumn(column, F.lit(value).cast(contract.column(column).type))
         if self._is_connect_session() and contract.has_nested_columns:
-            self._delete_then_append(conformed, table, slice_values)
+            self._replace_staged(conformed, table, slice_values)
             return
-        (
-            conformed.write.format("delta")
-            .mode("overwrite")
-            .option("replaceWhere", predicate(slice_values))
-            .save(self.uri(table))
+        self._commit(
+            table,
+            lambda: (
+                conformed.write.format("delta")
+                .mode("overwrite")
+                .option("replaceWhere", predicate(slice_values))
+                .save(self.uri(table))
+            ),
         )
 
-    def _delete_then_append(self, conformed: DataFrame, table: str, slice_values: dict[str, Any]) -> None:
-        """Replace a slice with DELETE + append (two commits, same rows as replaceWhere).
+    def _replace_staged(self, conformed: DataFrame, table: str, slice_values: dict[str, Any]) -> None:
+        """replaceWhere through a staging Delta table, for the embedded engine and nested columns.
 
-        pysail 0.7.2 cannot union a list<item> frame with the table's list<element> data inside
-        replaceWhere. The frame is staged to Parquet first: it may read the very slice that the
-        DELETE removes (a lazy plan over the same table).
+        pysail 0.7.2 cannot union a frame whose nested types differ from the table's in Arrow
+        details (list field names "item" / "element", struct field metadata) inside replaceWhere.
+        Appended to a staging table created with the target's own schema and read back, the rows
+        carry exactly that schema, and the slice is replaced in one commit.
+        Staging also materialises a plan that reads the very slice it replaces. A crash leaves the
+        target at its previous version; `expire_leftovers` removes the orphaned staging table.
         """
         spark = self.session
-        staging = self.settings.warehouse.resolve() / "_staging" / table / uuid.uuid4().hex
+        staging = self.settings.warehouse.resolve() / STAGING_FOLDER / table / uuid.uuid4().hex
         try:
-            conformed.write.mode("overwrite").parquet(str(staging))
-            # The explicit schema also reads back an empty staging folder (an empty slice rewrite).
-            staged = spark.read.schema(conformed.schema).parquet(str(staging))
-            spark.sql(f"DELETE FROM delta.`{self.uri(table)}` WHERE {predicate(slice_values)}").collect()
-            staged.write.format("delta").mode("append").save(self.uri(table))
+            # An empty copy of the table's own schema first, then the rows appended to it: the
+            # engine fits appended rows to a table's schema, nested field names and metadata included.
+            target_schema = spark.read.format("delta").load(self.uri(table)).schema
+            spark.createDataFrame([], target_schema).write.format("delta").save(str(staging))
+            conformed.write.format("delta").mode("append").save(str(staging))
+            staged = spark.read.format("delta").load(str(staging))
+            self._commit(
+                table,
+                lambda: (
+                    staged.write.format("delta")
+                    .mode("overwrite")
+                    .option("replaceWhere", predicate(slice_values))
+                    .save(self.uri(table))
+                ),
+            )
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            remove_run_folder(staging, self.settings.warehouse.resolve() / STAGING_FOLDER)
+
+    def _commit(self, table: str, write: Callable[[], object]) -> None:
+        """Run one Delta commit, retrying when another writer committed first."""
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            try:
+                write()
+                return
+            except Exception as error:
+                if not is_commit_conflict(error):
+                    raise
+                if attempt == COMMIT_ATTEMPTS:
+                    raise ConcurrentWriteError(
+                        f"{table}: another run kept committing to the same table; gave up after {attempt} "
+                        f"attempts ({str(error).splitlines()[0][:200]}). Rerun the job."
+                    ) from error
+                # Jittered exponential backoff: two writers that collided do not collide again in step.
+                pause = COMMIT_BACKOFF_SECONDS * (2 ** (attempt - 1)) * (1 + random.random())
+                log.warning("%s: commit conflict (attempt %d), retrying in %.1fs", table, attempt, pause)
+                time.sleep(pause)
 
     def _is_connect_session(self) -> bool:
         return type(self.session).__module__.startswith("pyspark.sql.connect")
@@ -241,14 +332,27 @@ class Lakehouse:
         """Append rows (for tables whose writers guarantee unique runs, e.g. a new run_id)."""
         contract = load_contract(table)
         self.ensure_table(table)
-        conform(self.frame(rows, table), contract).write.format("delta").mode("append").save(self.uri(table))
+        conformed = conform(self.frame(rows, table), contract)
+        self._commit(table, lambda: conformed.write.format("delta").mode("append").save(self.uri(table)))
 
     def write_rejects(self, rejects: Rows, *, ds: str, job: str, source: str | None = None) -> None:
-        """Replace the `bronze.rejects` slice (ds, job[, source]) with `rejects` (empty: clear it)."""
+        """Replace the `bronze.rejects` slice (ds, job[, source]) with `rejects` (empty: clear it).
+
+        Nothing is committed when the slice already holds exactly these rejects (their time
+        aside): a rerun that refuses the same rows adds no Delta version."""
         slice_values = {"ds": ds, "job": job}
         if source is not None:
             slice_values["source"] = source
-        self.overwrite_slice(rejects, REJECTS_TABLE, slice_values)
+        contract = load_contract(REJECTS_TABLE)
+        incoming = conform(self.frame(rejects, REJECTS_TABLE), contract)
+        for column, value in slice_values.items():
+            incoming = incoming.withColumn(column, F.lit(value).cast(contract.column(column).type))
+        if self.exists(REJECTS_TABLE):
+            stored = self.read(REJECTS_TABLE).where(predicate(slice_values)).drop("rejected_at")
+            fresh = incoming.drop("rejected_at")
+            if not fresh.exceptAll(stored).limit(1).collect() and not stored.exceptAll(fresh).limit(1).collect():
+                return
+        self.overwrite_slice(incoming, REJECTS_TABLE, slice_values)
 
     def set_values(
         self,
@@ -274,21 +378,22 @@ class Lakehouse:
             return 0
         assignments = ", ".join(f"`{column}` = {sql_literal(value)}" for column, value in values.items())
         if keys is None:
-            spark.sql(
+            statement = (
                 f"UPDATE delta.`{self.uri(table)}` SET {assignments} "
                 f"WHERE ({predicate(dict(where))}) AND ({changed_condition(values)})"
-            ).collect()
+            )
+            self._commit(table, lambda: spark.sql(statement).collect())
             return to_change
         view = f"set_values_keys_{uuid.uuid4().hex[:12]}"
         keys.dropDuplicates().createOrReplaceTempView(view)
         on = " AND ".join(f"target.`{key}` <=> source.`{key}`" for key in key_columns)
         within = " AND ".join(f"target.`{column}` = {sql_literal(value)}" for column, value in where.items())
-        spark.sql(
+        statement = (
             f"MERGE INTO delta.`{self.uri(table)}` AS target USING {view} AS source "
             f"ON {on}{' AND ' + within if within else ''} "
-            f"WHEN MATCHED AND ({changed_condition(values, alias='target')}) THEN UPDATE SET "
-            + ", ".join(f"`{column}` = {sql_literal(value)}" for column, value in values.items())
-        ).collect()
+            f"WHEN MATCHED AND ({changed_condition(values, alias='target')}) THEN UPDATE SET {assignments}"
+        )
+        self._commit(table, lambda: spark.sql(statement).collect())
         return to_change
 
     def merge(
@@ -298,11 +403,14 @@ class Lakehouse:
         keys: list[str] | None = None,
         *,
         update_when_changed: list[str] | None = None,
+        newest_by: str | None = None,
     ) -> None:
-        """Upsert `frame` into `table` on `keys` (default: the contract's keys) with SQL MERGE INTO.
+        """Upsert `rows` into `table` on `keys` (default: the contract's keys) with SQL MERGE INTO.
 
         With `update_when_changed`, a matched row is only rewritten when one of those columns
-        differs, so re-merging the same data adds no rewrite of unchanged rows.
+        differs, so re-merging the same data adds no rewrite of unchanged rows. With `newest_by`
+        (a timestamp column), a matched row is only rewritten by a source row at least as new:
+        an older value never overwrites a newer one (it stays only in the source's history).
         """
         contract = load_contract(table)
         keys = keys or contract.keys
@@ -310,17 +418,47 @@ class Lakehouse:
             raise ValueError(f"{table}: MERGE needs keys and the contract declares none")
         self.ensure_table(table)
         spark = self.session
-        view = f"merge_source_{contract.table.replace('.', '_')}"
+        view = f"merge_source_{contract.table.replace('.', '_')}_{uuid.uuid4().hex[:12]}"
         conform(self.frame(rows, table), contract).createOrReplaceTempView(view)
         on = " AND ".join(f"target.`{key}` <=> source.`{key}`" for key in keys)
-        matched = "WHEN MATCHED"
+        conditions = []
         if update_when_changed:
-            changed = " OR ".join(f"NOT (target.`{column}` <=> source.`{column}`)" for column in update_when_changed)
-            matched += f" AND ({changed})"
-        spark.sql(
+            conditions.append(
+                " OR ".join(f"NOT (target.`{column}` <=> source.`{column}`)" for column in update_when_changed)
+            )
+        if newest_by:
+            conditions.append(f"target.`{newest_by}` IS NULL OR source.`{newest_by}` >= target.`{newest_by}`")
+        matched = "WHEN MATCHED" + "".join(f" AND ({condition})" for condition in conditions)
+        statement = (
             f"MERGE INTO delta.`{self.uri(table)}` AS target USING {view} AS source ON {on} "
             f"{matched} THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
-        ).collect()
+        )
+        self._commit(table, lambda: spark.sql(statement).collect())
+
+    # -- housekeeping -----------------------------------------------------------------------------
+    def expire_leftovers(self, *, now: float | None = None) -> list[Path]:
+        """Remove what killed runs left under the warehouse: landing copies of raw rows
+        (`_landing/<ds>/<source>/<run>/`) and staging tables (`_staging/<table>/<run>/`) older
+        than `settings.leftover_retention_hours`. Raw logs are personal data: they must not stay
+        behind forever. A finished run removes its own at once. Returns what was removed."""
+        cutoff = (time.time() if now is None else now) - 3600.0 * self.settings.leftover_retention_hours
+        removed: list[Path] = []
+        # _landing/<ds>/<source>/<run>/ and _staging/<table>/<run>/
+        for folder, depth in ((LANDING_FOLDER, 3), (STAGING_FOLDER, 2)):
+            root = self.settings.warehouse.resolve() / folder
+            if not root.is_dir():
+                continue
+            for run in root.glob("/".join(["*"] * depth)):
+                if run.is_dir() and run.stat().st_mtime < cutoff:
+                    shutil.rmtree(run, ignore_errors=True)
+                    removed.append(run)
+            for empty in [*sorted(root.rglob("*"), reverse=True), root]:
+                if empty.is_dir() and not any(empty.iterdir()):
+                    empty.rmdir()
+        if removed:
+            log.info("removed %d leftover landing/staging folders older than %gh", len(removed),
+                     self.settings.leftover_retention_hours)  # fmt: skip
+        return removed
 
     # -- metadata (delta-rs) --------------------------------------------------------------------
     def version(self, table: str) -> int:

@@ -14,17 +14,20 @@
 | `day_range`, `days_ending`, `parse_day` | the one way to spell days | every `--ds` |
 
 `tests/test_vocabulary.py` checks every list against the contracts' `allowed` lists.
-This module imports nothing of the project, so every other module may import it.
+This module imports only `smar.errors`, so every other module may import it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Final, Literal, get_args
+
+from smar.errors import InputRefused
 
 # -- modalities ------------------------------------------------------------------------------------
 
@@ -126,20 +129,33 @@ def content_id(prefix: str, definition: Any, *, length: int = 12) -> str:
 
 
 def parse_day(text: str, *, name: str = "ds") -> date:
-    """A `YYYY-MM-DD` day; ValueError naming `name` otherwise (the CLI turns it into exit 2)."""
-    if not isinstance(text, str) or len(text) != 10:
-        raise ValueError(f"{name} must be a day YYYY-MM-DD, got {text!r}")
+    """A `YYYY-MM-DD` day; `InputRefused` naming `name` otherwise (exit 2). Days become folder
+    names and partition values, so nothing but a real day gets through (`../../x` neither)."""
+    if not isinstance(text, str) or len(text) != 10 or not _DAY.fullmatch(text):
+        raise InputRefused(f"{name} must be a day YYYY-MM-DD, got {text!r}")
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"{name} must be a day YYYY-MM-DD, got {text!r}") from None
+        raise InputRefused(f"{name} must be a day YYYY-MM-DD, got {text!r}") from None
+
+
+def check_run_id(text: str, *, name: str = "run_id") -> str:
+    """`text` if it is a usable run id (letters, digits, `._-`, 1-128 characters, not starting
+    with a dot); `InputRefused` otherwise. Run ids become folder names and table slices."""
+    if not isinstance(text, str) or not _RUN_ID.fullmatch(text):
+        raise InputRefused(f"{name} must be 1-128 characters of letters, digits, '.', '_' or '-', got {text!r}")
+    return text
+
+
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_RUN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
 
 
 def day_range(ds_start: str, ds_end: str) -> list[str]:
     """Every day from ds_start to ds_end, both included, as YYYY-MM-DD."""
     first, last = parse_day(ds_start, name="ds_start"), parse_day(ds_end, name="ds_end")
     if last < first:
-        raise ValueError(f"ds_end {ds_end} is before ds_start {ds_start}")
+        raise InputRefused(f"ds_end {ds_end} is before ds_start {ds_start}")
     return [(first + timedelta(days=offset)).isoformat() for offset in range((last - first).days + 1)]
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from smar.annotation.labels import (
     LABEL_KEYS,
     REJECT_COLUMNS,
     check_against_tasks,
+    compare_with_stored,
     label_consensus,
     label_records,
     latest_per_key,
@@ -69,6 +70,7 @@ from smar.vocabulary import (
     FULL,
     ISO_LABEL,
     ISO_LABEL_BUDGET,
+    parse_day,
 )
 
 log = logging.getLogger(__name__)
@@ -370,23 +372,29 @@ def ingest_page_labels(
     ds: str,
     path: Path,
     file_format: str | None = None,
+    max_reject_fraction: float | None = None,
 ) -> IngestLabelsSummary:
     """Import a Label Studio JSON export or a `task_id,item_id,grade,annotator` CSV into
     silver.page_labels by MERGE on (page_id, item_id, annotator).
 
-    A matched row is rewritten only when its grade changed (the latest import wins; the old value
-    stays in the Delta history), so re-importing a file commits nothing to silver.page_labels.
-    Within one file, several grades of the same (page, item, annotator) keep the latest
-    `updated_at` (then the last in the file). Refused rows (unknown task or item of `ds`, grade
-    out of range, missing fields, cancelled annotations) go to bronze.rejects, slice (ds, job,
-    source=path). An unreadable file raises LabelImportError and writes nothing.
+    The newest grade wins, by its annotation time: a matched row is rewritten only by a grade made
+    at least as late whose value differs, so an old export imported after a newer one changes
+    nothing (counted as `stale`), and re-importing a file commits nothing. A CSV carries no time:
+    its grades count as made when imported. Within one file, several grades of the same (page,
+    item, annotator) keep the latest time, then the last in the file (`superseded_in_file`).
+    Refused rows (unknown task or item of `ds`, grade out of range, missing fields, cancelled
+    annotations) go to bronze.rejects, slice (ds, job, source=path). Above `max_reject_fraction`
+    (default: the settings') only the rejects are written and `InputRefused` is raised. An
+    unreadable file raises LabelImportError and writes nothing.
     """
+    parse_day(ds)
     path = Path(path)
     source = str(path)
     parsed = read_label_file(path, file_format)
     if not lake.exists(TASKS_TABLE):
         raise MissingInput(f"{TASKS_TABLE} does not exist; nothing to match labels against")
-    label_rows, reject_records = label_records(parsed)
+    threshold = lake.settings.max_reject_fraction if max_reject_fraction is None else max_reject_fraction
+    label_rows, reject_records = label_records(parsed, imported_at=datetime.now(UTC))
     labels = spark.createDataFrame(
         pd.DataFrame(label_rows, columns=list(LABEL_COLUMNS)),
         ", ".join(f"{name} {spark_type}" for name, spark_type in LABEL_COLUMNS.items()),
@@ -396,28 +404,6 @@ def ingest_page_labels(
     ).toPandas()
     reject_records += checked.loc[checked["reason"].notna(), list(REJECT_COLUMNS)].to_dict("records")
     deduplicated, superseded = latest_per_key(checked[checked["reason"].isna()])
-
-    keys = list(LABEL_KEYS)
-    inserted = updated = unchanged = 0
-    if len(deduplicated):
-        existing: pd.DataFrame = pd.DataFrame(columns=[*keys, "existing_grade"])
-        if lake.exists(LABELS_TABLE):
-            key_frame = spark.createDataFrame(deduplicated[keys], "page_id string, item_id string, annotator string")
-            existing = (
-                lake.read(LABELS_TABLE).join(key_frame, on=keys, how="inner")
-                .select(*keys, F.col("grade").alias("existing_grade")).toPandas()
-            )  # fmt: skip
-        compared = deduplicated.merge(existing, on=keys, how="left")
-        is_new = compared["existing_grade"].isna()
-        is_changed = ~is_new & (compared["existing_grade"] != compared["grade"])
-        inserted, updated = int(is_new.sum()), int(is_changed.sum())
-        unchanged = len(compared) - inserted - updated
-        changes = compared[is_new | is_changed].assign(ds=ds, source_file=source)
-        if len(changes):
-            columns = [column for column in lake.frame([], LABELS_TABLE).columns if column in changes.columns]
-            frame = lake.frame(changes[columns], LABELS_TABLE).withColumn("ingested_at", F.current_timestamp())
-            lake.merge(frame, LABELS_TABLE, update_when_changed=["grade"])
-
     rejects = lake.frame(
         [
             {"ds": ds, "job": INGEST_JOB, "target_table": LABELS_TABLE, "source": source, **record}
@@ -426,6 +412,32 @@ def ingest_page_labels(
         "bronze.rejects",
     ).withColumn("rejected_at", F.current_timestamp())
     lake.write_rejects(rejects, ds=ds, job=INGEST_JOB, source=source)
+    total = len(deduplicated) + superseded + len(reject_records)
+    if total and len(reject_records) / total > threshold:
+        raise InputRefused(
+            f"label import of {source} for ds={ds} refused: {len(reject_records)}/{total} rows refused "
+            f"({len(reject_records) / total:.1%}, above {threshold:.1%}); kinds {reason_kinds(reject_records)}. "
+            "Only bronze.rejects was written; silver.page_labels did not change."
+        )
+
+    keys = list(LABEL_KEYS)
+    inserted = updated = unchanged = stale = 0
+    if len(deduplicated):
+        existing: pd.DataFrame = pd.DataFrame(columns=[*keys, "existing_grade", "existing_annotated_at"])
+        if lake.exists(LABELS_TABLE):
+            key_frame = spark.createDataFrame(deduplicated[keys], "page_id string, item_id string, annotator string")
+            existing = (
+                lake.read(LABELS_TABLE).join(key_frame, on=keys, how="inner")
+                .select(*keys, F.col("grade").alias("existing_grade"),
+                        F.col("annotated_at").alias("existing_annotated_at"))
+                .toPandas()
+            )  # fmt: skip
+        changes, (inserted, updated, unchanged, stale) = compare_with_stored(deduplicated, existing)
+        changes = changes.assign(ds=ds, source_file=source)
+        if len(changes):
+            columns = [column for column in lake.frame([], LABELS_TABLE).columns if column in changes.columns]
+            frame = lake.frame(changes[columns], LABELS_TABLE).withColumn("ingested_at", F.current_timestamp())
+            lake.merge(frame, LABELS_TABLE, update_when_changed=["grade"], newest_by="annotated_at")
 
     marked = 0
     labelled_tasks = sorted(set(deduplicated["task_id"])) if len(deduplicated) else []
@@ -436,7 +448,7 @@ def ingest_page_labels(
         )  # fmt: skip
     summary = IngestLabelsSummary(
         ds=ds, source=source, accepted=len(deduplicated), inserted=inserted, updated=updated,
-        unchanged=unchanged, superseded_in_file=superseded, rejected=len(reject_records),
+        unchanged=unchanged, stale=stale, superseded_in_file=superseded, rejected=len(reject_records),
         reject_reasons=reason_kinds(reject_records), tasks_marked_labelled=marked,
     )  # fmt: skip
     log.info("imported labels from %s: %s", source, summary)

@@ -379,7 +379,6 @@ def parse_csv(
 
     rows: list[LabelRow] = []
     rejected: list[RejectedLabel] = []
-    seen: set[tuple[str, str, str]] = set()
     row_number = -1
     while True:
         try:
@@ -415,11 +414,8 @@ def parse_csv(
                 problem = f"unknown task {task_id}"
             elif item_id not in shown[task_id]:
                 problem = f"unknown item {item_id} for task {task_id}"
-        if problem is None and (task_id, item_id, annotator) in seen:
-            problem = f"duplicate grade for item {item_id} by {annotator}"
         if problem is not None or grade is None:
             rejected.append(RejectedLabel(row_number, problem or "bad grade", raw, task_id, item_id, annotator))
             continue
-        seen.add((task_id, item_id, annotator))
         rows.append(LabelRow(task_id, item_id, grade, annotator, None))
     return rows, rejected

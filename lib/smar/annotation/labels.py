@@ -7,6 +7,7 @@ does the reads and writes.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -69,7 +70,8 @@ def read_label_file(path: Path, file_format: str | None) -> ParsedLabelFile:
         raise LabelImportError(f"{path}: unknown label file format {file_format!r}; use json or csv")
     if not path.is_file():
         raise MissingInput(f"label file {path} does not exist")
-    raw = path.read_bytes()
+    # A UTF-8 byte order mark (spreadsheet exports write one) is not part of the header.
+    raw = path.read_bytes().removeprefix(codecs.BOM_UTF8)
     try:
         if file_format == "json":
             rows, rejected = parse_export(raw)
@@ -105,9 +107,12 @@ def parse_annotated_at(text: str | None) -> tuple[pd.Timestamp | None, str | Non
     return pd.Timestamp(parsed).tz_convert("UTC"), None
 
 
-def label_records(parsed: ParsedLabelFile) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def label_records(
+    parsed: ParsedLabelFile, *, imported_at: datetime
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(accepted label records with `LABEL_COLUMNS`, reject records with `REJECT_COLUMNS`): the
-    parser's rows, with rows whose annotation time does not parse moved to the rejects."""
+    parser's rows, with rows whose annotation time does not parse moved to the rejects. A row
+    without a time (a CSV's) counts as annotated when imported (`imported_at`)."""
     rejects: list[dict[str, Any]] = [
         {"row_number": reject.row_number, "reason": reject.reason, "raw_payload": reject.raw_payload}
         for reject in parsed.rejected
@@ -115,6 +120,8 @@ def label_records(parsed: ParsedLabelFile) -> tuple[list[dict[str, Any]], list[d
     records: list[dict[str, Any]] = []
     for ordinal, (row, row_number) in enumerate(zip(parsed.rows, parsed.row_numbers, strict=True)):
         annotated_at, problem = parse_annotated_at(row.annotated_at)
+        if problem is None and annotated_at is None:
+            annotated_at = pd.Timestamp(imported_at).tz_convert("UTC")
         if problem is not None:
             rejects.append({"row_number": row_number, "reason": problem, "raw_payload": label_payload(row)})
             continue
@@ -154,6 +161,28 @@ def latest_per_key(valid: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     ordered = valid.sort_values(["annotated_at", "ordinal"], kind="stable", na_position="first")
     kept = ordered.drop_duplicates(list(LABEL_KEYS), keep="last")
     return kept, len(valid) - len(kept)
+
+
+def compare_with_stored(incoming: pd.DataFrame, stored: pd.DataFrame) -> tuple[pd.DataFrame, tuple[int, int, int, int]]:
+    """The incoming grades to write, and (inserted, updated, unchanged, stale) counts.
+
+    `stored` holds the keys with `existing_grade` and `existing_annotated_at`. A grade is new when
+    its key is not stored; stale when the stored grade was made later (the newest wins, whatever
+    the order in which files arrive); updated when it differs and is at least as new; unchanged
+    otherwise."""
+    compared = incoming.merge(stored, on=list(LABEL_KEYS), how="left")
+    is_new = compared["existing_grade"].isna()
+    is_stale = (
+        ~is_new
+        & compared["existing_annotated_at"].notna()
+        & (
+            pd.to_datetime(compared["annotated_at"], utc=True)
+            < pd.to_datetime(compared["existing_annotated_at"], utc=True)
+        )
+    )
+    is_changed = ~is_new & ~is_stale & (compared["existing_grade"] != compared["grade"])
+    inserted, updated, stale = int(is_new.sum()), int(is_changed.sum()), int(is_stale.sum())
+    return compared[is_new | is_changed], (inserted, updated, len(compared) - inserted - updated - stale, stale)
 
 
 def reason_kinds(rejects: Sequence[dict[str, Any]]) -> dict[str, int]:

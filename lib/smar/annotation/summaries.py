@@ -74,6 +74,7 @@ class IngestLabelsSummary:
     inserted: int
     updated: int
     unchanged: int
+    stale: int  # older than the grade already stored: kept only in the export
     superseded_in_file: int
     rejected: int
     reject_reasons: dict[str, int]

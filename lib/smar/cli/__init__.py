@@ -24,8 +24,9 @@ from collections.abc import Sequence
 import typer
 
 from smar.cli import annotation, demo, ingest, lakehouse, replay, reranker, single_modal
-from smar.cli.common import with_exit_codes
+from smar.cli.common import error_console, with_exit_codes
 from smar.cli.evaluate import eval_app
+from smar.errors import SmarError
 
 app = typer.Typer(
     add_completion=False,
@@ -55,6 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return error.exit_code
     except click.Abort:
         return 1
+    except SmarError as error:  # raised outside a command's body (a parameter callback, say)
+        error_console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        return error.exit_code
     return result if isinstance(result, int) else 0
 
 

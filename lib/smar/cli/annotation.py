@@ -25,6 +25,7 @@ from smar.cli.common import (
     WarehouseOption,
     configure,
     console,
+    days_option,
     open_lakehouse,
     split_values,
 )
@@ -63,7 +64,7 @@ def print_cost(rows: Sequence[AnnotationCostRow]) -> None:
 
 @commands.command(name="build-tasks")
 def build_tasks(
-    ds: str = typer.Option(..., help="the scored day, YYYY-MM-DD"),
+    ds: str = typer.Option(callback=days_option, default=..., help="the scored day, YYYY-MM-DD"),
     strategy: str = typer.Option("top", help="top | slice | random | stratified | iso_label | full"),
     budget: float = typer.Option(0.2, help="fraction of each modality's candidates to label"),
     seed: Optional[int] = SeedOption,
@@ -99,7 +100,7 @@ def build_tasks(
 
 @commands.command(name="export-tasks")
 def export_tasks(
-    ds: str = typer.Option(..., help="the day of the tasks"),
+    ds: str = typer.Option(callback=days_option, default=..., help="the day of the tasks"),
     strategy: Optional[str] = typer.Option(None, help="only this strategy"),
     budget: Optional[float] = typer.Option(None, help="only this budget"),
     round_number: Optional[int] = typer.Option(None, "--round", help="only this round"),
@@ -124,7 +125,7 @@ def export_tasks(
 
 @commands.command(name="simulate-annotators")
 def simulate(
-    ds: str = typer.Option(..., help="the day (its truth.relevance grades the items)"),
+    ds: str = typer.Option(callback=days_option, default=..., help="the day (its truth.relevance grades the items)"),
     tasks_file: Path = typer.Option(..., help="tasks.json written by export-tasks"),
     out: Optional[Path] = typer.Option(None, help="export file (default: next to tasks.json)"),
     annotators: int = typer.Option(2, help="simulated annotators per task"),
@@ -152,9 +153,13 @@ def simulate(
 
 @commands.command(name="import-labels")
 def import_labels(
-    ds: str = typer.Option(..., help="the day of the tasks the labels answer"),
+    ds: str = typer.Option(callback=days_option, default=..., help="the day of the tasks the labels answer"),
     path: Path = typer.Option(..., help="Label Studio JSON export, or CSV task_id,item_id,grade,annotator"),
     file_format: Optional[str] = typer.Option(None, "--format", help="json | csv (default: from the suffix)"),
+    max_reject_fraction: Optional[float] = typer.Option(
+        None,
+        help="refuse the file (write only its rejects) above this fraction of refused rows [default: $SMAR_MAX_REJECT_FRACTION or 0.05]",
+    ),
     engine: Optional[str] = EngineOption,
     warehouse: Optional[Path] = WarehouseOption,
     verbose: bool = VerboseOption,
@@ -164,17 +169,20 @@ def import_labels(
 
     configure(warehouse, engine, verbose)
     with open_lakehouse("smar-import-labels") as lake:
-        summary = ingest_page_labels(lake.session, lake, ds=ds, path=path, file_format=file_format)
+        summary = ingest_page_labels(
+            lake.session, lake, ds=ds, path=path, file_format=file_format, max_reject_fraction=max_reject_fraction
+        )
     console.print(
         f"accepted {summary.accepted} (new {summary.inserted}, changed {summary.updated}, "
-        f"unchanged {summary.unchanged}), rejected {summary.rejected}"
+        f"unchanged {summary.unchanged}, older than the stored grade {summary.stale}, "
+        f"superseded in the file {summary.superseded_in_file}), rejected {summary.rejected}"
         + (f": {summary.reject_reasons}" if summary.reject_reasons else "")
     )
 
 
 @commands.command(name="iso-label-round")
 def iso_label_round(
-    ds: str = typer.Option(..., help="the scored day"),
+    ds: str = typer.Option(callback=days_option, default=..., help="the scored day"),
     round_number: int = typer.Option(..., "--round", help="0 starts; r uses the labels of rounds < r"),
     max_judgements_per_query: Optional[int] = typer.Option(None, help="judgement cap per query"),
     seed: Optional[int] = SeedOption,
@@ -205,7 +213,7 @@ def iso_label_round(
 
 @commands.command(name="annotation-cost")
 def cost(
-    ds: str = typer.Option(..., help="the day"),
+    ds: str = typer.Option(callback=days_option, default=..., help="the day"),
     engine: Optional[str] = EngineOption,
     warehouse: Optional[Path] = WarehouseOption,
     verbose: bool = VerboseOption,
@@ -221,7 +229,7 @@ def cost(
 
 @commands.command(name="annotation-round-trip")
 def round_trip(
-    ds: str = typer.Option(..., help="the scored day"),
+    ds: str = typer.Option(callback=days_option, default=..., help="the scored day"),
     strategy: str = typer.Option("top", help="top | slice | random | stratified | iso_label"),
     budget: float = typer.Option(0.2, help="fraction of each modality's candidates to label"),
     annotators: int = typer.Option(2),

@@ -22,6 +22,7 @@ from rich.console import Console
 from smar.config import get_settings
 from smar.errors import SmarError
 from smar.lake import Lakehouse
+from smar.vocabulary import check_run_id, parse_day
 
 # Wide enough for table names when output is piped (CI logs, Airflow task logs).
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -34,6 +35,21 @@ VerboseOption = typer.Option(False, "--verbose", "-v", help="log at INFO")
 SeedOption = typer.Option(None, help="default: $SMAR_SEED")
 
 Callback = TypeVar("Callback", bound=Callable[..., Any])
+
+
+def days_option(value: Any) -> Any:
+    """Option callback: every `--ds`-like value must be a real day (`InputRefused`, exit 2)."""
+    with exit_codes():  # parsing runs before the command: refuse here, in one line
+        for day in value if isinstance(value, list) else [value]:
+            if day is not None:
+                parse_day(day)
+    return value
+
+
+def run_id_option(value: Optional[str]) -> Optional[str]:
+    """Option callback: a run id becomes folder names and table slices; refuse anything else."""
+    with exit_codes():
+        return None if value is None else check_run_id(value)
 
 
 def configure(warehouse: Optional[Path], engine: Optional[str], verbose: bool = False) -> None:

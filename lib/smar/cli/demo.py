@@ -8,7 +8,15 @@ from typing import Optional
 import typer
 
 from smar.cli.annotation import print_cost
-from smar.cli.common import EngineOption, VerboseOption, WarehouseOption, configure, console, open_lakehouse
+from smar.cli.common import (
+    EngineOption,
+    VerboseOption,
+    WarehouseOption,
+    configure,
+    console,
+    days_option,
+    open_lakehouse,
+)
 from smar.cli.ingest import print_ingest
 from smar.cli.lakehouse import print_tables
 from smar.cli.single_modal import print_ranker_evaluations
@@ -23,7 +31,7 @@ TRAINING_DAYS = 3
 
 @commands.command()
 def demo(
-    ds: str = typer.Option("2026-11-01", help="the demo day"),
+    ds: str = typer.Option(callback=days_option, default="2026-11-01", help="the demo day"),
     size: str = typer.Option("demo", help="tiny | demo | large"),
     strategy: str = typer.Option("top", help="annotation strategy: top | slice | random | stratified"),
     budget: float = typer.Option(0.2, help="fraction of each modality's candidates given a page label"),

@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Optional
 import typer
 from rich.table import Table
 
-from smar.cli.common import EngineOption, VerboseOption, WarehouseOption, configure, console, open_lakehouse
+from smar.cli.common import (
+    EngineOption,
+    VerboseOption,
+    WarehouseOption,
+    configure,
+    console,
+    days_option,
+    open_lakehouse,
+)
 from smar.config import get_settings
 
 if TYPE_CHECKING:
@@ -37,7 +45,7 @@ def print_ingest(results: Sequence[TableIngestResult], ds: str) -> None:
 
 @commands.command()
 def generate(
-    ds: str = typer.Option(..., help="the day to generate, YYYY-MM-DD"),
+    ds: str = typer.Option(callback=days_option, default=..., help="the day to generate, YYYY-MM-DD"),
     out: Path = typer.Option(..., help="folder for the raw files"),
     size: str = typer.Option("demo", help="tiny | demo | large"),
     seed: Optional[int] = typer.Option(None, help="default: $SMAR_SEED or the frozen default"),
@@ -58,7 +66,7 @@ def generate(
 
 @commands.command()
 def ingest(
-    ds: str = typer.Option(..., help="the day to ingest, YYYY-MM-DD"),
+    ds: str = typer.Option(callback=days_option, default=..., help="the day to ingest, YYYY-MM-DD"),
     source: str = typer.Option("generator", help="generator | qilin | files"),
     path: Optional[Path] = typer.Option(None, help="qilin folder, or a file/folder of raw files"),
     table: Optional[str] = typer.Option(None, help="with a single file: the table it holds"),

@@ -7,7 +7,16 @@ from typing import Optional
 
 import typer
 
-from smar.cli.common import EngineOption, VerboseOption, WarehouseOption, configure, console, open_lakehouse
+from smar.cli.common import (
+    EngineOption,
+    VerboseOption,
+    WarehouseOption,
+    configure,
+    console,
+    days_option,
+    open_lakehouse,
+    run_id_option,
+)
 
 commands = typer.Typer()
 
@@ -16,9 +25,13 @@ commands = typer.Typer()
 def replay(
     candidate: str = typer.Option(..., help="candidate ranking: run:<run_id> (gold.reranker_runs) or production"),
     control: str = typer.Option("production", help="control ranking: production (the logged order) or run:<run_id>"),
-    ds_start: str = typer.Option(..., help="first log day replayed, YYYY-MM-DD"),
-    ds_end: Optional[str] = typer.Option(None, help="last log day replayed (default: ds_start)"),
-    run_id: Optional[str] = typer.Option(None, help="replay run id (default: derived from the inputs)"),
+    ds_start: str = typer.Option(callback=days_option, default=..., help="first log day replayed, YYYY-MM-DD"),
+    ds_end: Optional[str] = typer.Option(
+        callback=days_option, default=None, help="last log day replayed (default: ds_start)"
+    ),
+    run_id: Optional[str] = typer.Option(
+        callback=run_id_option, default=None, help="replay run id (default: derived from the inputs)"
+    ),
     split: Optional[list[str]] = typer.Option(None, "--split", help="query split(s) replayed (default: test)"),
     min_queries: Optional[int] = typer.Option(None, help="queries needed for a decision (default 30)"),
     max_modality_ndcg_drop: Optional[float] = typer.Option(None, help="per-modality NDCG guardrail (default 0.02)"),

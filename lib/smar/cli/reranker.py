@@ -15,6 +15,7 @@ from smar.cli.common import (
     WarehouseOption,
     configure,
     console,
+    days_option,
     open_lakehouse,
     parse_floats,
     parse_ints,
@@ -27,8 +28,8 @@ commands = typer.Typer()
 
 @commands.command(name="train-reranker")
 def train_reranker_command(
-    ds_start: str = typer.Option(..., help="first day of annotated pages, YYYY-MM-DD"),
-    ds_end: Optional[str] = typer.Option(None, help="last day (default: ds_start)"),
+    ds_start: str = typer.Option(callback=days_option, default=..., help="first day of annotated pages, YYYY-MM-DD"),
+    ds_end: Optional[str] = typer.Option(callback=days_option, default=None, help="last day (default: ds_start)"),
     method: str = typer.Option(
         "smar_pairwise",
         help="smar_pairwise | smar_listwise | page_loss_only | sft | lightgbm | fusion_raw | fusion_zscore | fusion_interleave",
@@ -92,8 +93,8 @@ def train_reranker_command(
 
 @commands.command(name="budget-sweep")
 def budget_sweep_command(
-    ds_start: str = typer.Option(..., help="first day, YYYY-MM-DD"),
-    ds_end: Optional[str] = typer.Option(None, help="last day (default: ds_start)"),
+    ds_start: str = typer.Option(callback=days_option, default=..., help="first day, YYYY-MM-DD"),
+    ds_end: Optional[str] = typer.Option(callback=days_option, default=None, help="last day (default: ds_start)"),
     seeds: str = typer.Option("0,1,2", help="comma-separated seeds"),
     budgets: str = typer.Option("0.1,0.2,0.3,1.0", help="comma-separated label budgets"),
     methods: Optional[str] = typer.Option(None, help="comma-separated methods (default: all)"),

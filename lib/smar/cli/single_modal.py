@@ -14,6 +14,7 @@ from smar.cli.common import (
     WarehouseOption,
     configure,
     console,
+    days_option,
     difference,
     offline_lakehouse,
     open_lakehouse,
@@ -47,7 +48,7 @@ def print_ranker_evaluations(summary: TrainingSummary) -> None:
 
 @commands.command("train-single-modal")
 def train_single_modal_command(
-    ds: list[str] = typer.Option(..., "--ds", help="training day(s); repeat for several"),
+    ds: list[str] = typer.Option(..., "--ds", callback=days_option, help="training day(s); repeat for several"),
     epochs: Optional[int] = typer.Option(
         None, help="maximum epochs per ranker, the best validation epoch is kept [default: 20]"
     ),
@@ -74,10 +75,14 @@ def train_single_modal_command(
 
 @commands.command("score")
 def score_command(
-    ds: str = typer.Option(..., help="the day to score"),
+    ds: str = typer.Option(callback=days_option, default=..., help="the day to score"),
     model_version: Optional[str] = typer.Option(None, help="default: the CURRENT registered version"),
     gpu_batch_size: int = typer.Option(1024, help="rows per model forward pass (independent of Arrow batches)"),
     device: str = typer.Option("auto"),
+    max_reject_fraction: Optional[float] = typer.Option(
+        None,
+        help="refuse the day (write only its rejects) above this fraction of unscorable impressions [default: $SMAR_MAX_REJECT_FRACTION or 0.05]",
+    ),
     engine: Optional[str] = EngineOption,
     warehouse: Optional[Path] = WarehouseOption,
     verbose: bool = VerboseOption,
@@ -88,7 +93,13 @@ def score_command(
     configure(warehouse, engine, verbose)
     with console.status(f"scoring ds={ds}"), open_lakehouse(f"smar-score-{ds}") as lake:
         summary = score_single_modal(
-            lake.session, lake, ds=ds, model_version=model_version, gpu_batch_size=gpu_batch_size, device=device
+            lake.session,
+            lake,
+            ds=ds,
+            model_version=model_version,
+            gpu_batch_size=gpu_batch_size,
+            device=device,
+            max_reject_fraction=max_reject_fraction,
         )
     console.print(
         f"scored {summary.scored} impressions of ds={summary.ds} with {summary.model_version} "

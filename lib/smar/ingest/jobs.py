@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
+import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -30,11 +31,14 @@ from smar.ingest.generator import SizeName, generate_day
 from smar.ingest.qilin import land_qilin
 from smar.ingest.sources import land_files, land_generated
 from smar.ingest.validation import validate_rows
-from smar.lake import Lakehouse
+from smar.lake import LANDING_FOLDER, Lakehouse, remove_run_folder, to_pandas
+from smar.vocabulary import canonical_json, parse_day
 
 log = logging.getLogger(__name__)
 
 JOB_NAME = "ingest"
+RUNS_TABLE = "bronze.ingest_runs"
+OTHER_SOURCE = "_other_source"
 SourceKind = Literal["generator", "qilin", "files"]
 
 
@@ -51,21 +55,23 @@ class TableIngestResult:
         return self.rejected / self.landed if self.landed else 0.0
 
 
-def landing_path(lake: Lakehouse, ds: str, source: str, table: str) -> Path:
-    """Where a landing copy of the raw rows goes (engine-readable Parquet)."""
+def landing_folder(lake: Lakehouse, ds: str, source: str) -> Path:
+    """This run's own landing folder (engine-readable Parquet of the raw rows), removed at the
+    end of the run: concurrent runs of the same (ds, source) never share one."""
     safe_source = "".join(char if char.isalnum() or char in "-_" else "_" for char in source)[:80]
-    return lake.settings.warehouse.resolve() / "_landing" / ds / safe_source / f"{table}.parquet"
+    return lake.settings.warehouse.resolve() / LANDING_FOLDER / ds / safe_source / uuid.uuid4().hex
 
 
-def land(spark: SparkSession, lake: Lakehouse, landed: pa.Table, *, ds: str, source: str, table: str) -> DataFrame:
-    """Write the landing rows as Parquet and read them back through the engine."""
-    path = landing_path(lake, ds, source, table)
-    if path.exists():
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Non-compliant nested names ("item") match what the engine itself writes for arrays.
-    pq.write_table(landed, path, use_compliant_nested_type=False)
-    return spark.read.parquet(str(path))
+def land(spark: SparkSession, folder: Path, parts: list[pa.Table], *, table: str) -> list[DataFrame]:
+    """Write each landed part of `table` as Parquet under `folder` and read it back through the engine."""
+    frames = []
+    for number, part in enumerate(parts):
+        path = folder / table / f"part-{number:04d}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Non-compliant nested names ("item") match what the engine itself writes for arrays.
+        pq.write_table(part, path, use_compliant_nested_type=False)
+        frames.append(spark.read.parquet(str(path)))
+    return frames
 
 
 def _reason_counts(rejected: DataFrame, limit: int = 5) -> list[tuple[str, int]]:
@@ -81,10 +87,32 @@ def _reason_counts(rejected: DataFrame, limit: int = 5) -> list[tuple[str, int]]
     return [(row["reason"], int(row["count"])) for row in rows]
 
 
+def _slice_of(table: str, ds: str, source_label: str) -> dict[str, str]:
+    """The bronze slice an ingest replaces: (ds, source) where the table has a source column."""
+    values = {"ds": ds}
+    if "source" in load_contract(table).column_names:
+        values["source"] = source_label
+    return values
+
+
+def _keys_from_other_sources(lake: Lakehouse, table: str, ds: str, source_label: str) -> DataFrame | None:
+    """The keys of `table`'s rows of `ds` that other sources already wrote (with their source):
+    a key must be unique per day across sources, so a second source cannot double-count it."""
+    contract = load_contract(table)
+    if not (contract.keys and contract.unique_keys and "source" in contract.column_names and lake.exists(table)):
+        return None
+    return (
+        lake.read(table)
+        .where((F.col("ds") == ds) & (F.col("source") != source_label))
+        .select(*contract.keys, F.col("source").alias(OTHER_SOURCE))
+        .dropDuplicates(contract.keys)
+    )
+
+
 def ingest_tables(
     spark: SparkSession,
     lake: Lakehouse,
-    landed_tables: dict[str, pa.Table],
+    landed_tables: dict[str, list[pa.Table]],
     *,
     ds: str,
     source: str,
@@ -95,61 +123,94 @@ def ingest_tables(
     """Validate every landed table, then write bronze slices and rejects (or only rejects).
 
     `source` names where the rows came from in `bronze.rejects` (a path, "generator"); bronze rows
-    get `source = source_label` and each table's slice (ds, source_label) is replaced.
+    get `source = source_label` and each table's slice (ds, source_label) is replaced. A key that
+    another source already wrote for the day is refused (it would be counted twice).
+
+    What a crash leaves: every table's slice is replaced in one atomic commit, so each table holds
+    either its previous rows or this run's. The day's `bronze.ingest_runs` row is removed before
+    the first bronze write and written after the last: a reader that finds no row for the day
+    knows the day is incomplete.
     """
-    results: list[TableIngestResult] = []
-    validated = {}
-    for table, landed in landed_tables.items():
-        frame = land(spark, lake, landed, ds=ds, source=source, table=table)
-        rows = validate_rows(frame, table, ds=ds, job=JOB_NAME, source=source)
-        rejected_count = rows.rejected.count()
-        accepted_count = landed.num_rows - rejected_count
-        reasons = _reason_counts(rows.rejected) if rejected_count else []
-        results.append(TableIngestResult(table, landed.num_rows, accepted_count, rejected_count, reasons))
-        validated[table] = rows
-
-    all_rejects = None
-    for rows in validated.values():
-        all_rejects = rows.rejected if all_rejects is None else all_rejects.unionByName(rows.rejected)
-    assert all_rejects is not None
-    lake.overwrite_slice(all_rejects, "bronze.rejects", {"ds": ds, "job": JOB_NAME, "source": source})
-
-    too_many = [result for result in results if result.reject_fraction > max_reject_fraction]
-    if too_many:
-        details = "; ".join(
-            f"{r.table}: {r.rejected}/{r.landed} rows refused ({r.reject_fraction:.1%}), top reasons {r.top_reasons}"
-            for r in too_many
-        )
-        raise IngestRejected(
-            f"ingest of ds={ds} from {source} refused: reject fraction above {max_reject_fraction:.1%} "
-            f"({details}). Only bronze.rejects was written; no bronze table changed. "
-            f"Inspect: smar tables, or read bronze.rejects where ds='{ds}' and job='{JOB_NAME}'."
-        )
-
-    if run_quality_checks:
-        from smar.ingest.quality import validate_frame
-
-        for table, rows in validated.items():
-            contract = load_contract(table)
-            summary = validate_frame(
-                rows.accepted.toPandas(),
-                contract,
-                reports_dir=lake.settings.reports,
-                run_name=f"{table}-{ds}-{source_label}",
+    folder = landing_folder(lake, ds, source)
+    try:
+        results: list[TableIngestResult] = []
+        validated = {}
+        for table, parts in landed_tables.items():
+            frames = land(spark, folder, parts, table=table)
+            rows = validate_rows(
+                frames, table, ds=ds, job=JOB_NAME, source=source,
+                existing_keys=_keys_from_other_sources(lake, table, ds, source_label),
+            )  # fmt: skip
+            landed_count = sum(part.num_rows for part in parts)
+            rejected_count = rows.rejected.count()
+            reasons = _reason_counts(rows.rejected) if rejected_count else []
+            results.append(
+                TableIngestResult(table, landed_count, landed_count - rejected_count, rejected_count, reasons)
             )
-            if not summary.success:
-                raise IngestRejected(
-                    f"{table}: Great Expectations suite failed after row validation: {summary.failed}. "
-                    "This is a bug in the contract or the validator; nothing was written to bronze."
-                )
+            validated[table] = rows
 
-    for table, rows in validated.items():
-        contract = load_contract(table)
-        slice_values = {"ds": ds}
-        if "source" in contract.column_names:
-            slice_values["source"] = source_label
-        lake.overwrite_slice(rows.accepted, table, slice_values)
-    return results
+        all_rejects = None
+        for rows in validated.values():
+            all_rejects = rows.rejected if all_rejects is None else all_rejects.unionByName(rows.rejected)
+        assert all_rejects is not None
+        lake.write_rejects(all_rejects, ds=ds, job=JOB_NAME, source=source)
+
+        too_many = [result for result in results if result.reject_fraction > max_reject_fraction]
+        if too_many:
+            details = "; ".join(
+                f"{r.table}: {r.rejected}/{r.landed} rows refused ({r.reject_fraction:.1%}), top reasons {r.top_reasons}"
+                for r in too_many
+            )
+            raise IngestRejected(
+                f"ingest of ds={ds} from {source} refused: reject fraction above {max_reject_fraction:.1%} "
+                f"({details}). Only bronze.rejects was written; no bronze table changed. "
+                f"Inspect: smar tables, or read bronze.rejects where ds='{ds}' and job='{JOB_NAME}'."
+            )
+
+        if run_quality_checks:
+            from smar.ingest.quality import validate_frame
+
+            for table, rows in validated.items():
+                summary = validate_frame(
+                    to_pandas(rows.accepted),
+                    load_contract(table),
+                    reports_dir=lake.settings.reports,
+                    run_name=f"{table}-{ds}-{source_label}",
+                )
+                if not summary.success:
+                    raise IngestRejected(
+                        f"{table}: Great Expectations suite failed after row validation: {summary.failed}. "
+                        "This is a bug in the contract or the validator; nothing was written to bronze."
+                    )
+
+        # The day is incomplete from here until its run row is written again, after the last table.
+        lake.overwrite_slice([], RUNS_TABLE, {"ds": ds, "source": source_label})
+        for table, rows in validated.items():
+            lake.overwrite_slice(rows.accepted, table, _slice_of(table, ds, source_label))
+        written = [*validated, "bronze.rejects"]
+        lake.overwrite_slice(
+            [
+                {
+                    "ds": ds, "source": source_label, "input": source, "tables": written,
+                    "table_versions": canonical_json({table: lake.version(table) for table in written}),
+                    "rows_accepted": sum(result.accepted for result in results),
+                    "rows_rejected": sum(result.rejected for result in results),
+                    "completed_at": datetime.now(UTC),
+                }
+            ],
+            RUNS_TABLE,
+            {"ds": ds, "source": source_label},
+        )  # fmt: skip
+        return results
+    finally:
+        remove_run_folder(folder, lake.settings.warehouse.resolve() / LANDING_FOLDER)
+
+
+def completed_ingest(lake: Lakehouse, ds: str) -> bool:
+    """Whether some ingest of `ds` finished writing all its tables (`bronze.ingest_runs`)."""
+    if not lake.exists(RUNS_TABLE):
+        return False
+    return lake.read_arrow(RUNS_TABLE, filters=[("ds", "=", ds)]).num_rows > 0
 
 
 def run_ingest(
@@ -166,15 +227,17 @@ def run_ingest(
     run_quality_checks: bool = True,
 ) -> list[TableIngestResult]:
     """Land raw input of one kind for day `ds`, validate it, write bronze and rejects."""
+    parse_day(ds)
+    lake.expire_leftovers()
     seed = lake.settings.seed if seed is None else seed
     threshold = lake.settings.max_reject_fraction if max_reject_fraction is None else max_reject_fraction
     if source == "generator":
-        landed = land_generated(generate_day(ds, size=size, seed=seed))
+        landed = {name: [table] for name, table in land_generated(generate_day(ds, size=size, seed=seed)).items()}
         source_name = f"generator:{size}:{seed}"
     elif source == "qilin":
         if path is None:
             raise SourceError("--path is required for the qilin source (the folder with search_train.csv)")
-        landed = land_qilin(path, ds)
+        landed = {name: [table] for name, table in land_qilin(path, ds).items()}
         source_name = str(path)
     elif source == "files":
         if path is None:

@@ -23,7 +23,10 @@ switched off (environment and context config) so that nothing tries the network.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -137,8 +140,30 @@ def validate_frame(
     Everything lives in a file Data Context at `reports_dir/gx`. A rerun with the same `run_name`
     replaces that run's stored result and its Data Docs page (the data source, asset, suite,
     validation definition and checkpoint are got-or-added / updated), so reruns are idempotent.
+    Runs of several processes are serialised on a lock file next to the context: GX rewrites
+    the context's files on every run, and two writers at once leave it corrupt.
     The whole frame is validated: 1,000,000 bronze.search_logs rows take about 5-7 s here.
     """
+    with _context_lock(Path(reports_dir)):
+        return _validate_frame_locked(frame, contract, reports_dir=reports_dir, run_name=run_name)
+
+
+@contextlib.contextmanager
+def _context_lock(reports_dir: Path) -> Iterator[None]:
+    """An exclusive lock (flock) on `reports_dir/gx/.smar.lock`, released on exit."""
+    lock_path = reports_dir / "gx" / ".smar.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _validate_frame_locked(
+    frame: pd.DataFrame, contract: Contract, *, reports_dir: Path, run_name: str
+) -> ValidationSummary:
     context = _file_context(reports_dir)
     batch_definition = _whole_frame_batch_definition(context, contract.table)
     suite = context.suites.add_or_update(expectation_suite(contract))

@@ -182,6 +182,7 @@ def build_page_store(
             "score",
             "rank_in_modality",
             "score_percentile_in_modality",
+            "model_version",
         ],
         ds_values=ds_values,
     ).to_pandas()
@@ -390,6 +391,7 @@ def build_page_store(
         user_features=np.asarray(page_user_matrix, dtype=np.float32).reshape(len(page_keys), width),
         labels=np.full(len(joined), np.nan, dtype=np.float32),
         input_versions=pinned,
+        score_model_versions=tuple(sorted(str(version) for version in scores["model_version"].dropna().unique())),
         encoder_name=encoder_name if with_text else "none",
     )
 

@@ -119,14 +119,15 @@ def make_run_id(
     budget: float | None,
     seed: int,
     hyperparameters: dict[str, Any],
-    input_versions: dict[str, int],
+    inputs: str,
     train_ds: Sequence[str],
 ) -> str:
     """`<method>-b<budget%>-s<seed>-<12 hex>`: the hex is a hash of everything that defines the
-    run, so the same definition on the same inputs always gets the same id."""
+    run, `inputs` being the content fingerprint of what it read (not table versions, which every
+    rewrite bumps): the same definition on the same data always gets the same id."""
     digest = content_hash(
         {"method": method, "strategy": strategy, "budget": budget, "seed": seed,
-         "hyperparameters": hyperparameters, "input_versions": input_versions, "train_ds": list(train_ds)}
+         "hyperparameters": hyperparameters, "inputs": inputs, "train_ds": list(train_ds)}
     )  # fmt: skip
     budget_part = "na" if budget is None else f"{round(100 * budget):03d}"
     return f"{method}-b{budget_part}-s{seed}-{digest}"

@@ -45,7 +45,7 @@ from smar.reranker.store import (
 )
 from smar.reranker.text_cache import DEFAULT_ENCODER_NAME, TextEncodeFunction, embedding_cache_file
 from smar.reranker.training import TrainingConfig, mean_ndcg, save_reranker, score_store, train_reranker
-from smar.vocabulary import FUSION_METHODS, RERANKER_METHODS
+from smar.vocabulary import FUSION_METHODS, RERANKER_METHODS, content_hash
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,16 @@ class PreparedPages:
     input_versions: dict[str, int]
     ds_values: list[str]
     train_anchors: list[NDArray[np.int64]] | None = None
+
+    def fingerprint(self) -> str:
+        """What a run on these pages read, independent of the tables' versions: the pages' contents
+        (features and labels), the oracle grades and the anchors."""
+        parts = [self.train.fingerprint(), self.validation.fingerprint(), self.test.fingerprint()]
+        if self.test_truth is not None:
+            parts.append(content_hash(self.test_truth.tolist(), length=64))
+        if self.train_anchors is not None:
+            parts.append(content_hash([pairs.tolist() for pairs in self.train_anchors], length=64))
+        return content_hash(parts, length=64)
 
 
 def prepare_pages(
@@ -203,7 +213,7 @@ def fit_and_evaluate(
         budget=budget,
         seed=seed,
         hyperparameters=hyperparameters,
-        input_versions=pages.input_versions,
+        inputs=pages.fingerprint(),
         train_ds=pages.ds_values,
     )
     directory = artifact_directory(lake.settings, run_id)

@@ -10,6 +10,7 @@ tables.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -70,6 +71,8 @@ class PageStore:
     user_features: NDArray[np.float32]
     labels: NDArray[np.float32]
     input_versions: dict[str, int] = field(default_factory=dict)
+    #: The single-modal model versions that scored these pages (silver.single_modal_scores).
+    score_model_versions: tuple[str, ...] = ()
     feature_names: tuple[str, ...] = NUMERIC_FEATURE_NAMES
     encoder_name: str = DEFAULT_ENCODER_NAME
 
@@ -175,6 +178,7 @@ class PageStore:
             user_features=self.user_features[indices],
             labels=self.labels[rows],
             input_versions=dict(self.input_versions),
+            score_model_versions=self.score_model_versions,
             feature_names=self.feature_names,
             encoder_name=self.encoder_name,
         )
@@ -201,6 +205,20 @@ class PageStore:
     def pages_in_splits(self, splits: Sequence[str]) -> PageStore:
         """Only the pages whose query belongs to one of `splits`."""
         return self.subset(np.flatnonzero(np.isin(self.query_splits, list(splits))))
+
+    def fingerprint(self) -> str:
+        """sha256 over what the pages were made of: their ids, items, positions, ranks, labels,
+        embeddings and user features, and the single-modal model versions that scored them. The
+        same pages give the same value whatever the tables' Delta versions. The scores themselves
+        are left out: a rescoring with the same model differs in the last bits (MiniLM batches
+        vary), and the model version already says which scores they are."""
+        digest = hashlib.sha256()
+        for name in ("page_id", "page_ds", "query_id", "request_id", "item_id", "score_model_versions"):
+            digest.update("\u001f".join(map(str, getattr(self, name))).encode("utf-8"))
+        for name in ("offsets", "modality_id", "position", "rank_in_modality", "text_embedding",
+                     "visual_embedding", "query_embedding", "user_features", "labels"):  # fmt: skip
+            digest.update(np.ascontiguousarray(getattr(self, name)).tobytes())
+        return digest.hexdigest()
 
     def item_frame(self) -> pd.DataFrame:
         """One row per item: page keys, item_id, modality, position, score, rank, label."""

@@ -363,7 +363,7 @@ def run_budget_sweep(
         encode=encode,
         encoder_name=config.encoder_name,
     )
-    sweep_id = config.sweep_id or content_id("sweep", {**config.definition(), "versions": pages.input_versions})
+    sweep_id = config.sweep_id or content_id("sweep", {**config.definition(), "inputs": pages.fingerprint()})
     created_at = datetime.now(UTC)
     rows, records = [], []
     plan = sweep_plan(config)

@@ -330,7 +330,8 @@ def train_reranker(
         if resume:
             if checkpoint_path is None or not checkpoint_path.is_file():
                 raise FileNotFoundError(f"resume=True but no checkpoint at {checkpoint_path}")
-            state = torch.load(checkpoint_path, map_location=device, weights_only=False)
+            # weights_only: a checkpoint holds tensors, numbers and strings; loading must not run code.
+            state = torch.load(checkpoint_path, map_location=device, weights_only=True)
             if state["config"] != config.to_dict():
                 raise ValueError("the checkpoint was written with another TrainingConfig; refusing to resume")
             model.load_state_dict(state["model"])

@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from smar.errors import InputRefused
-from smar.lake import Lakehouse
+from smar.ingest.jobs import completed_ingest
+from smar.lake import Lakehouse, content_fingerprint
 from smar.single_modal.evaluation import (
     RankerEvaluation,
     evaluate_against_baselines,
@@ -40,7 +42,7 @@ from smar.single_modal.scoring import (
     unscorable_reason,
 )
 from smar.splits import describe_splits, query_bucket, query_split
-from smar.vocabulary import MODALITIES
+from smar.vocabulary import MODALITIES, parse_day
 
 log = logging.getLogger(__name__)
 
@@ -123,10 +125,12 @@ def train_single_modal(
     logs["split"] = logs["query_id"].map(query_split)
     logs["bucket"] = logs["query_id"].map(query_bucket)
     joined = join_impressions_with_items(logs, items.drop_duplicates(["ds", "item_id"]))
+    # Named by the rows read, not the tables' versions: a rerun on the same data (which rewrites
+    # the same rows at new versions) trains the same version and registers nothing new.
     model_version = model_version_of(
         {
             "ds": sorted(ds_list),
-            "versions": versions,
+            "rows": content_fingerprint(logs, items, truth if truth is not None else pd.DataFrame()),
             "seed": seed,
             "epochs": epochs,
             "extra_statistics": EXTRA_STATISTICS,
@@ -221,10 +225,22 @@ def score_single_modal(
     gpu_batch_size: int = 1024,
     encoder_batch_size: int = 64,
     device: str = "auto",
+    max_reject_fraction: float | None = None,
 ) -> ScoringSummary:
-    """Score every impression of `ds`; write `silver.single_modal_scores` and the rejects."""
+    """Score every impression of `ds`; write `silver.single_modal_scores` and the rejects.
+
+    The day must have a completed ingest (`bronze.ingest_runs`): a half-ingested day is refused.
+    Above `max_reject_fraction` (default: the settings') of unscorable impressions, only the
+    rejects are written and `InputRefused` is raised: the day's previous scores stay."""
     from smar.single_modal.rankers.artifacts import load_ranker
 
+    parse_day(ds)
+    if not completed_ingest(lake, ds):
+        raise InputRefused(
+            f"ds={ds} has no completed ingest in bronze.ingest_runs (never ingested, or an ingest "
+            "stopped half way); run `smar ingest` for the day first"
+        )
+    threshold = lake.settings.max_reject_fraction if max_reject_fraction is None else max_reject_fraction
     model_version = model_version or current_model_version(lake)
     model_dir = single_modal_dir(lake) / model_version
     logs = lake.read("bronze.search_logs").where(F.col("ds") == ds)
@@ -257,6 +273,15 @@ def score_single_modal(
     joined = logs.join(items, on="item_id", how="left").withColumn("unscorable", unscorable_reason(visual_dimensions))
 
     rejects = scoring_rejects(joined, ds=ds, source=f"bronze.search_logs@{lake.version('bronze.search_logs')}")
+    lake.write_rejects(rejects, ds=ds, job=SCORE_JOB)
+    impressions = logs.count()
+    rejected = lake.read("bronze.rejects").where((F.col("ds") == ds) & (F.col("job") == SCORE_JOB)).count()
+    if impressions and rejected / impressions > threshold:
+        raise InputRefused(
+            f"scoring of ds={ds} refused: {rejected}/{impressions} impressions cannot be scored "
+            f"({rejected / impressions:.1%}, above {threshold:.1%}); only bronze.rejects was written and the "
+            f"day's scores did not change. Read bronze.rejects where ds='{ds}' and job='{SCORE_JOB}'."
+        )
     scorable = (
         joined.where(F.col("unscorable").isNull())
         .withColumn("item_text", item_text_column())
@@ -279,13 +304,10 @@ def score_single_modal(
 
     output = ranked_scores(scored, ds=ds, model_version=model_version)
     lake.overwrite_slice(output, "silver.single_modal_scores", {"ds": ds})
-    lake.overwrite_slice(rejects, "bronze.rejects", {"ds": ds, "job": SCORE_JOB})
-    scores_table = lake.read_arrow("silver.single_modal_scores", filters=[("ds", "=", ds)])
-    rejected = lake.read_arrow("bronze.rejects", filters=[("ds", "=", ds), ("job", "=", SCORE_JOB)]).num_rows
     return ScoringSummary(
         ds=ds,
         model_version=model_version,
-        scored=scores_table.num_rows,
+        scored=lake.read("silver.single_modal_scores").where(F.col("ds") == ds).count(),
         rejected=rejected,
         unique_query_texts=query_texts.count(),
         unique_item_texts=item_texts.count(),
