@@ -396,6 +396,56 @@ class Lakehouse:
         self._commit(table, lambda: spark.sql(statement).collect())
         return to_change
 
+    def update_columns(
+        self,
+        rows: Sequence[Mapping[str, Any]],
+        table: str,
+        *,
+        columns: Sequence[str],
+        where: Mapping[str, Any],
+        keys: Sequence[str] | None = None,
+    ) -> int:
+        """Set `columns` of the rows matching `where` to the values `rows` (mappings holding the
+        keys and `columns`) give for their keys (default: the contract's keys): a per-row
+        `set_values`. Rows of `rows` without a match are ignored (nothing is inserted). Only rows
+        where some value differs are rewritten, and nothing is committed when none does (a rerun
+        adds no Delta version). Returns how many rows changed."""
+        contract = load_contract(table)
+        key_columns = list(keys or contract.keys)
+        if not columns or not key_columns:
+            raise ValueError(f"update_columns on {table} needs columns and keys")
+        if not rows:
+            return 0
+        names = [*key_columns, *[column for column in columns if column not in key_columns]]
+        spark = self.session
+        source = spark.createDataFrame(
+            [tuple(_plain(row.get(name)) for name in names) for row in rows],
+            ", ".join(f"`{name}` {contract.column(name).type}" for name in names),
+        ).dropDuplicates(key_columns)
+        differs = " OR ".join(f"NOT (target.`{column}` <=> source.`{column}`)" for column in columns)
+        changing = (
+            self.read(table)
+            .where(predicate(dict(where)))
+            .alias("target")
+            .join(source.alias("source"), on=[F.col(f"target.{key}") == F.col(f"source.{key}") for key in key_columns])
+            .where(differs)
+        )
+        to_change = changing.count()
+        if not to_change:
+            return 0
+        view = f"update_columns_{uuid.uuid4().hex[:12]}"
+        source.createOrReplaceTempView(view)
+        on = " AND ".join(f"target.`{key}` <=> source.`{key}`" for key in key_columns)
+        within = " AND ".join(f"target.`{column}` = {sql_literal(value)}" for column, value in where.items())
+        assignments = ", ".join(f"`{column}` = source.`{column}`" for column in columns)
+        statement = (
+            f"MERGE INTO delta.`{self.uri(table)}` AS target USING {view} AS source "
+            f"ON {on}{' AND ' + within if within else ''} "
+            f"WHEN MATCHED AND ({differs}) THEN UPDATE SET {assignments}"
+        )
+        self._commit(table, lambda: spark.sql(statement).collect())
+        return to_change
+
     def merge(
         self,
         rows: Rows,

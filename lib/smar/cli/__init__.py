@@ -6,7 +6,7 @@
 |---|---|
 | `ingest` | generate, ingest |
 | `single_modal` | train-single-modal, score |
-| `annotation` | build-tasks, export-tasks, simulate-annotators, import-labels, iso-label-round, annotation-cost, annotation-round-trip |
+| `annotation` | build-tasks, export-tasks, simulate-annotators, import-labels, iso-label-round, annotation-cost, annotation-round-trip; the group `annotation` (push, simulate, pull: a Label Studio server) |
 | `reranker` | train-reranker, budget-sweep |
 | `replay` | replay |
 | `evaluate` | eval |
@@ -39,6 +39,13 @@ for _module in (ingest, single_modal, annotation, reranker, replay, lakehouse, d
         assert _command.callback is not None
         _command.callback = with_exit_codes(_command.callback)
         app.registered_commands.append(_command)
+    # Groups (`smar annotation push|simulate|pull`): their commands get the same exit codes.
+    for _group in _module.commands.registered_groups:
+        assert _group.typer_instance is not None
+        for _command in _group.typer_instance.registered_commands:
+            assert _command.callback is not None
+            _command.callback = with_exit_codes(_command.callback)
+        app.registered_groups.append(_group)
 assert eval_app.registered_callback is not None and eval_app.registered_callback.callback is not None
 eval_app.registered_callback.callback = with_exit_codes(eval_app.registered_callback.callback)
 app.add_typer(eval_app, name="eval")
@@ -63,11 +70,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_job(command: str, argv: Sequence[str] | None = None) -> int:
-    """The entry point of `jobs/<job>.py`: `smar <command> <argv>` logging at INFO, for spark-submit."""
+    """The entry point of `jobs/<job>.py`: `smar <command> <argv>` logging at INFO, for spark-submit.
+    A command of a group is spelt with a space: `run_job("annotation pull")`."""
     arguments = list(sys.argv[1:] if argv is None else argv)
     if "--verbose" not in arguments and "-v" not in arguments:
         arguments.append("--verbose")
-    return main([command, *arguments])
+    return main([*command.split(), *arguments])
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from smar.cli.annotation import print_cost
+from smar.cli.annotation import print_cost, server_labeller_or_files
 from smar.cli.common import (
     EngineOption,
     VerboseOption,
@@ -35,11 +35,17 @@ def demo(
     size: str = typer.Option("demo", help="tiny | demo | large"),
     strategy: str = typer.Option("top", help="annotation strategy: top | slice | random | stratified"),
     budget: float = typer.Option(0.2, help="fraction of each modality's candidates given a page label"),
+    label_studio: Optional[bool] = typer.Option(
+        None,
+        "--label-studio/--files",
+        help="annotate through a Label Studio server (default: when $LABEL_STUDIO_URL and $LABEL_STUDIO_API_KEY are set)",
+    ),
     engine: Optional[str] = EngineOption,
     warehouse: Optional[Path] = WarehouseOption,
     verbose: bool = VerboseOption,
 ) -> None:
-    """Run the pipeline end to end on the embedded engine and print what it wrote."""
+    """Run the pipeline end to end on the embedded engine and print what it wrote; step 2 goes
+    through a Label Studio server when one is configured, through files otherwise."""
     import torch
 
     from smar.annotation.jobs import run_annotation_round_trip
@@ -54,6 +60,7 @@ def demo(
     # Small torch models train many times faster single-threaded on a busy 2-core machine.
     torch.set_num_threads(1)
 
+    labeller, through = server_labeller_or_files(label_studio, None, None)
     training_days = days_ending(ds, TRAINING_DAYS)
     with open_lakehouse("smar-demo") as lake:
         spark = lake.session
@@ -75,11 +82,11 @@ def demo(
 
         with console.status(f"step 2: budgeted annotation round trip ({strategy}, budget {budget:g}) for {ds}"):
             round_trip = run_annotation_round_trip(
-                spark, lake, ds=ds, strategy=strategy, budget=budget, seed=settings.seed, noise=0.1, disagreement=0.1
-            )
-        console.print(
-            f"annotation: {round_trip.labels_accepted} page labels imported from simulated Label Studio exports"
-        )
+                spark, lake, ds=ds, strategy=strategy, budget=budget, seed=settings.seed, noise=0.1,
+                disagreement=0.1, labeller=labeller,
+            )  # fmt: skip
+        source = "simulated Label Studio exports" if labeller is None else f"simulated annotators through {through}"
+        console.print(f"annotation: {round_trip.labels_accepted} page labels imported from {source}")
         print_cost(list(round_trip.cost))
 
         with console.status(f"step 3: train the SMAR page reranker on {ds}'s page labels"):
