@@ -22,6 +22,7 @@ import sys
 from collections.abc import Sequence
 
 import typer
+from rich.markup import escape
 
 from smar.cli import annotation, demo, ingest, lakehouse, replay, reranker, single_modal
 from smar.cli.common import error_console, with_exit_codes
@@ -64,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.Abort:
         return 1
     except SmarError as error:  # raised outside a command's body (a parameter callback, say)
-        error_console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        error_console.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
         return error.exit_code
     return result if isinstance(result, int) else 0
 
