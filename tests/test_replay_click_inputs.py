@@ -133,3 +133,47 @@ def test_an_old_replay_metrics_table_gains_the_new_columns(spark, lake) -> None:
     assert stored.loc["new", "unreliable_reason"] == "a gate failed" and stored.loc["new", "mde"] == 0.5
     assert pd.isna(stored.loc["old", "reliable"]) and stored.loc["old", "delta"] == 0.1
     assert lake.add_missing_columns("gold.replay_metrics") == []  # nothing left to add
+
+
+def test_too_little_randomised_traffic_gives_a_reason_not_a_number(spark, lake) -> None:
+    # Given one tiny day: 60 requests, a handful of them randomised
+    from smar.replay.inputs import build_replay_inputs
+    from smar.replay.jobs import ReplayConfig, estimate_clicks, propensity_window
+    from smar.replay.measures import MetricConfig
+    from smar.splits import SPLITS
+
+    ingest_generated(spark, lake, days=DAYS[-1:])
+    config = ReplayConfig(metrics=MetricConfig(query_splits=SPLITS))
+    inputs = build_replay_inputs(spark, lake, control="production", candidate="production", ds_start=DAYS[-1],
+                                 ds_end=DAYS[-1], config=config.metrics)  # fmt: skip
+    # When the click estimates are computed
+    clicks = estimate_clicks(lake, inputs, ds_start=DAYS[-1], ds_end=DAYS[-1], config=config)
+    # Then there is no curve and no estimator row, only the truth; the propensity gate says why
+    assert clicks.curve is None and clicks.version is None and "exploration pages" in clicks.error
+    assert set(clicks.replay.rows["label_source"]) == {"oracle_clicks"}
+    assert (clicks.replay.rows["delta"] == 0).all()  # production against itself
+    gate = clicks.replay.gates[0]
+    assert gate.name == "propensity" and not gate.passed and "min_pages=50" in gate.reason
+    assert clicks.notes[0].startswith("click estimates not computed: only")
+    assert not lake.exists("gold.click_propensities")  # a failed fit writes no row
+    # The window: 28 days ending at the replay's last day, and at least the replay's own days
+    assert propensity_window("2026-11-01", "2026-11-01", 28) == ("2026-10-05", "2026-11-01")
+    assert propensity_window("2026-09-01", "2026-11-01", 28) == ("2026-09-01", "2026-11-01")
+
+
+def test_the_click_plot_draws_the_curve_or_says_why_not(tmp_path) -> None:
+    from PIL import Image
+
+    from smar.replay.click_report import CurveContext, plot_click_propensities
+
+    curve = CurveContext(
+        version="prop-x", ds_start="d", ds_end="d", method="power_law", exploration_pages=60, decided_pages=1200,
+        exponent=0.8, exponent_ci=(0.7, 0.9), gof_p_value=0.5, confidence_level=0.95,
+        examination=(1.0, 0.57, 0.42), ci_low=(1.0, 0.5, 0.35), ci_high=(1.0, 0.65, 0.5),
+        impressions=(60.0, 60.0, 60.0), clicks=(20.0, 12.0, 8.0),
+    )  # fmt: skip
+    assert "eta 0.800 [0.700, 0.900]" in curve.summary() and "60 randomised pages of 1200" in curve.summary()
+    for name, context in (("curve.png", curve), ("none.png", None)):
+        path = plot_click_propensities(context, tmp_path / name, synthetic=True, reason="only 3 exploration pages")
+        with Image.open(path) as image:
+            assert image.format == "PNG"

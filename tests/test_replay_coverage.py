@@ -1,6 +1,6 @@
 """Coverage of the click estimators' intervals, clicks redrawn from the generator's true click model.
 
-On one demo-size day (134 test pages of 45 queries, the demo replay's scope), every click of the
+On one demo-size day (134 test pages of 45 queries: one day of the demo's replay), every click of the
 window is redrawn from P(click) = r^-0.8 * attractiveness; each draw refits the examination
 curve on that draw's exploration pages and replays a synthetic candidate against the logged
 order. The estimand (the exact expected delta clicks@k on these pages) is fixed across draws.
@@ -66,8 +66,11 @@ def test_coverage_200_draws(sim, strength: float) -> None:
         # gate marks every click row unreliable (the query bootstrap undercovers there: 72.5%)
         assert not frame["reliable"].any()
         return
-    assert frame["reliable"].all()
+    # The curve's goodness-of-fit gate rejects a true power law at its 0.1% level now and then
+    # (measured: one draw in 200): such rows are unreliable, as they should be, and rare.
+    assert frame["reliable"].mean() >= 0.98
     _check(frame, 0.9)
+    _check(frame[frame["reliable"]], 0.9)
     if abs(frame["true_delta"].iloc[0]) > 0.2:
         for source in (CLICKS_PBM_IPS, CLICKS_PBM_SN):
             assert frame[frame["label_source"] == source]["sign_agrees"].mean() >= 0.9

@@ -270,6 +270,9 @@ def test_replay_command_refuses_bad_input_before_starting_an_engine() -> None:
     bad_method = runner.invoke(app, ["replay", "--candidate", "production", "--ds-start", DS,
                                      "--bootstrap-method", "jackknife"])  # fmt: skip
     assert bad_method.exit_code == 2 and "method" in bad_method.output
+    no_window = runner.invoke(app, ["replay", "--candidate", "production", "--ds-start", DS,
+                                    "--propensity-window-days", "0"])  # fmt: skip
+    assert no_window.exit_code == 2 and "propensity_window_days" in no_window.output
 
 
 def test_the_analysts_querybuilder_example_runs(demo, oracle_run, monkeypatch) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import typer
+from rich.markup import escape
 
 from smar.cli.annotation import print_cost
 from smar.cli.common import (
@@ -43,7 +44,7 @@ def print_click_estimates(metrics: pd.DataFrame, k: int = 5) -> None:
         state = "the truth" if row["label_source"] == ORACLE_CLICKS else (
             "reliable" if row["reliable"] else "unreliable: a sanity gate failed")  # fmt: skip
         console.print(
-            f"  clicks@{k} [{row['label_source']}]: delta {row['delta']:+.3f}, "
+            f"  clicks@{k} \\[{row['label_source']}]: delta {row['delta']:+.3f}, "
             f"95% CI [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}], MDE {row['mde']:.3f} ({state})"
         )
 
@@ -125,7 +126,7 @@ def demo(
             f"[bold]decision {replay.decision}[/bold] for run:{trained.run_id} vs production (replay {replay.run_id})"
         )
         for reason in replay.reasons:
-            console.print(f"  - {reason}")
+            console.print(f"  - {escape(reason)}")  # reasons name label sources in [brackets]: not markup
         print_click_estimates(read_replay_metrics(lake, replay.run_id))
         console.print(f"report: {replay.report_html}")
     print_tables()

@@ -149,7 +149,9 @@ def click_model_rows(lake: Lakehouse, ds_start: str, ds_end: str) -> pd.DataFram
         share = int(10_000 * MAX_CLICK_MODEL_ROWS / total)
         outside = outside.where(F.abs(F.xxhash64("ds", "request_id")) % 10_000 < share)
     columns = ["ds", "request_id", "user_id", "item_id", "modality", "position", "production_score", "clicked"]
-    return outside.select(*columns).toPandas()
+    rows: pd.DataFrame = outside.select(*columns).toPandas()
+    # A fixed order: the fit's floating-point sums, and so the model, must not depend on how the engine collects.
+    return rows.sort_values(["ds", "request_id", "position"], kind="stable", ignore_index=True)
 
 
 @dataclass(frozen=True)

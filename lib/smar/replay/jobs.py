@@ -82,6 +82,7 @@ def replay_config(
     bootstrap_method: str | None = None,
     n_resamples: int | None = None,
     seed: int | None = None,
+    propensity_window_days: int | None = None,
 ) -> ReplayConfig:
     """The default `ReplayConfig` with the given (non-None) overrides: what the CLI and the job flags set."""
     metrics: dict[str, Any] = {"query_splits": tuple(query_splits)} if query_splits else {}
@@ -90,10 +91,14 @@ def replay_config(
     decision: dict[str, Any] = {name: value for name, value in (("min_queries", min_queries),
                 ("max_modality_ndcg_drop", max_modality_ndcg_drop), ("max_exposure_shift", max_exposure_shift))
                 if value is not None}  # fmt: skip
+    clicks: dict[str, Any] = (
+        {} if propensity_window_days is None else {"propensity_window_days": propensity_window_days}
+    )
     try:
         return ReplayConfig(
-            metrics=MetricConfig(**metrics), bootstrap=BootstrapConfig(**bootstrap), decision=DecisionConfig(**decision)
-        )
+            metrics=MetricConfig(**metrics), bootstrap=BootstrapConfig(**bootstrap), decision=DecisionConfig(**decision),
+            clicks=ClickConfig(**clicks),
+        )  # fmt: skip
     except ValidationError as error:
         # These values come from the command line: a bad one is refused input, not a bug.
         raise InputRefused(f"replay settings refused: {error}") from error

@@ -115,6 +115,7 @@ class DrawResult:
     ci_high: float
     true_delta: float
     reliable: bool = True
+    unreliable_reason: str | None = None
 
 
 def replay_draw(sim: SimulatedLogs, clicks: np.ndarray, candidate_rank: np.ndarray, *,
@@ -142,11 +143,11 @@ def replay_draw(sim: SimulatedLogs, clicks: np.ndarray, candidate_rank: np.ndarr
         truth = float(rows.loc[(ORACLE_CLICKS, k), "delta"])
         for source in (CLICKS_PBM_IPS, CLICKS_PBM_SN):
             if (source, k) not in rows.index:
-                out.append(DrawResult(source, k, np.nan, np.nan, np.nan, truth, False))
+                out.append(DrawResult(source, k, np.nan, np.nan, np.nan, truth, False, error))
                 continue
             row = rows.loc[(source, k)]
             out.append(DrawResult(source, k, float(row["delta"]), float(row["ci_low"]), float(row["ci_high"]), truth,
-                                  bool(row["reliable"])))  # fmt: skip
+                                  bool(row["reliable"]), row["unreliable_reason"]))  # fmt: skip
     return out
 
 
