@@ -140,10 +140,12 @@ CLICK_HEADER = ("k", "label_source", "control", "candidate", "delta", "interval"
 
 
 def is_synthetic(metrics: pd.DataFrame) -> bool:
+    """Whether the rows hold the simulator's truth (generator data)."""
     return bool((metrics["label_source"] == ORACLE_CLICKS).any())
 
 
 def curve_failure(gates: tuple[GateResult, ...]) -> str | None:
+    """Why there is no usable examination curve, if the propensity gate failed."""
     failed = [gate.reason for gate in gates if gate.name == "propensity" and not gate.passed]
     return failed[0] if failed else None
 

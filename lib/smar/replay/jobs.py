@@ -250,8 +250,8 @@ def fit_click_propensities(
     """Fit the examination curve on the randomised pages of ds_start..ds_end (every split) and MERGE
     its rows into gold.click_propensities; returns (curve, traffic, curve_version).
 
-    Raises `PropensityFitError` (an `InputRefused`) when the traffic cannot identify a curve;
-    nothing is written then.
+    Raises `InputRefused` (`PropensityFitError` for a thin or degenerate fit) when the window's
+    traffic cannot identify a curve; nothing is written then.
     """
     traffic = window_traffic(lake, ds_start, ds_end)
     curve = fit_examination_curve(

@@ -116,6 +116,13 @@ def _label(row: pd.Series) -> str:
     return metric_label(row["metric"], row["segment"], k, row["label_source"])
 
 
+def _reliable(metrics: pd.DataFrame) -> pd.Series:
+    """Rows not marked unreliable by a sanity gate (rows without the column count as reliable)."""
+    if "reliable" not in metrics:
+        return pd.Series(True, index=metrics.index)
+    return metrics["reliable"].fillna(True).astype(bool)
+
+
 # -- plots -------------------------------------------------------------------------------------
 def plot_metric_deltas(metrics: pd.DataFrame, path: Path, confidence_level: float) -> Path:
     """Horizontal error bars: each metric's delta (candidate - control) with its interval; 0 marked."""
@@ -125,7 +132,8 @@ def plot_metric_deltas(metrics: pd.DataFrame, path: Path, confidence_level: floa
             metrics["metric"].isin([NDCG, CROSS_MODAL_PAIR_ACCURACY]),
         ),
         ("modality exposure share in the top k", metrics["metric"] == EXPOSURE_SHARE),
-        ("clicks@k per page (counterfactual)", metrics["metric"] == CLICKS),
+        # Unreliable click rows are left out: a doubly robust interval of +/-30 would flatten the rest.
+        ("clicks@k per page (counterfactual; reliable rows)", (metrics["metric"] == CLICKS) & _reliable(metrics)),
     ]
     panels = [(title, _table_rows(metrics[mask])) for title, mask in families if mask.any()]
     heights = [max(1.5, 0.32 * len(rows) + 0.8) for _, rows in panels] or [2.0]
