@@ -79,7 +79,13 @@ def _summary(click_delta: float, low: float, high: float, reliable: bool) -> pd.
 
 
 def test_clicks_are_a_secondary_guardrail() -> None:
-    assert decide(_summary(0.2, -0.1, 0.5, True)).decision == "SHIP"  # inconclusive clicks do not block
+    inconclusive = decide(_summary(0.2, -0.3, 0.5, True))
+    assert inconclusive.decision == "SHIP"  # an inconclusive clicks interval does not block
+    assert (
+        "0 of 1 guardrails pass; the secondary clicks guardrail is inconclusive (not blocking)" in inconclusive.reasons
+    )
+    assert any("clicks@5 all [clicks_pbm_ips] (secondary)" in reason for reason in inconclusive.reasons)
+    assert "all 1 guardrails pass" in decide(_summary(0.2, -0.05, 0.5, True)).reasons
     breach = decide(_summary(-0.5, -0.8, -0.2, True))
     assert breach.decision == "NO_SHIP" and any("clicks@5" in reason for reason in breach.reasons)
     unreliable = decide(_summary(-0.5, -0.8, -0.2, False))

@@ -291,7 +291,13 @@ def decide(metrics: pd.DataFrame, config: DecisionConfig | None = None, *, confi
     elif not math.isnan(low) and low > config.min_improvement and not unsure:
         decision = SHIP
         reasons.append(f"{primary_text}: the candidate is better (interval entirely above {config.min_improvement:g})")
-        reasons.append(f"all {len(guardrails)} guardrails pass")
+        passed = sum(guardrail.verdict == "PASS" for guardrail in guardrails)
+        reasons.append(
+            f"all {passed} guardrails pass"
+            if passed == len(guardrails)
+            else f"{passed} of {len(guardrails)} guardrails pass; the secondary clicks guardrail is inconclusive "
+            "(not blocking)"
+        )
     else:
         decision = INCONCLUSIVE
         if math.isnan(low) or low <= config.min_improvement:
