@@ -37,6 +37,7 @@ from smar.replay.estimators import (
     QueryAggregation,
     direct_method_terms,
     independent_item_dr_terms,
+    pair_codes,
     paired_bootstrap_with_curves,
     pbm_ips_terms,
     pbm_ratio_terms,
@@ -241,9 +242,12 @@ def replay_clicks(
     # Only as many bootstrap curves as resamples are used (resample b uses curve b).
     curves = curve.replicates[: bootstrap.n_resamples] if propagated else None
     query_ids, item_ids = impressions["query_id"].to_numpy(), impressions["item_id"].to_numpy()
+    pairs = pair_codes(query_ids, item_ids)  # once, not once per bootstrap curve
     estimators: dict[str, Terms] = {
         CLICKS_PBM_IPS: lambda g, target, k: pbm_ips_terms(clicked, logged, target, g, k=k),
-        CLICKS_PBM_SN: lambda g, target, k: pbm_ratio_terms(query_ids, item_ids, clicked, logged, target, g, k=k),
+        CLICKS_PBM_SN: lambda g, target, k: pbm_ratio_terms(
+            query_ids, item_ids, clicked, logged, target, g, k=k, pairs=pairs
+        ),
     }
     if predicted_attractiveness is not None and logging_propensity is not None:
         ahat, propensity = predicted_attractiveness, logging_propensity

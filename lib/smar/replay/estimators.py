@@ -127,13 +127,17 @@ def pbm_ratio_terms(
     examination: ArrayLike,
     *,
     k: int,
+    pairs: tuple[NDArray[np.int64], int] | None = None,
 ) -> NDArray[np.float64]:
-    """term_j = [t_j <= k] gamma_{t_j} alpha_hat_qi, alpha_hat_qi = sum c / sum gamma_p over (q, i)'s rows."""
+    """term_j = [t_j <= k] gamma_{t_j} alpha_hat_qi, alpha_hat_qi = sum c / sum gamma_p over (q, i)'s rows.
+
+    `pairs`: `pair_codes(query_ids, item_ids)` computed once, for callers that evaluate many curves.
+    """
     curves = _curves(examination)
     click = np.asarray(clicked, dtype=np.float64)
     logged = _ranks(logged_position, curves.shape[1], "logged_position")
     target = _ranks(target_rank, curves.shape[1], "target_rank")
-    pair, n_pairs = _codes(query_ids, item_ids)
+    pair, n_pairs = pairs if pairs is not None else pair_codes(query_ids, item_ids)
     if not (click.shape == logged.shape == target.shape == pair.shape):
         raise ValueError("query_ids, item_ids, clicked, logged_position and target_rank need one value per impression")
     membership = sparse.csr_matrix((np.ones(len(pair)), (np.arange(len(pair)), pair)), shape=(len(pair), n_pairs))
@@ -248,8 +252,9 @@ def legacy_snips_normaliser(logged_position: ArrayLike, target_rank: ArrayLike, 
     return float(np.mean(curves[0, target - 1] / curves[0, logged - 1]))
 
 
-def _codes(*keys: ArrayLike) -> tuple[NDArray[np.int64], int]:
-    index = pd.MultiIndex.from_arrays([np.asarray(key, dtype=object) for key in keys])
+def pair_codes(query_ids: ArrayLike, item_ids: ArrayLike) -> tuple[NDArray[np.int64], int]:
+    """(code of each row's (query, item) pair, number of pairs)."""
+    index = pd.MultiIndex.from_arrays([np.asarray(query_ids, dtype=object), np.asarray(item_ids, dtype=object)])
     codes, uniques = index.factorize()
     return codes.astype(np.int64), len(uniques)
 
