@@ -27,6 +27,7 @@ from typing import Any, Union
 import pandas as pd
 import pyarrow as pa
 from deltalake import DeltaTable
+from deltalake.schema import Field as DeltaField
 from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -176,12 +177,14 @@ class Lakehouse:
         return DeltaTable.is_deltatable(self.uri(table))
 
     def ensure_table(self, table: str) -> None:
-        """Create an empty Delta table from the contract if it does not exist yet.
+        """Create an empty Delta table from the contract if it does not exist yet; add to an
+        existing one the optional columns its contract gained since (`add_missing_columns`).
 
         The embedded engine cannot `replaceWhere` into a table that has no commit yet, and an
         empty first write must still leave a readable table with the right schema.
         """
         if self.exists(table):
+            self.add_missing_columns(table)
             return
         contract = load_contract(table)
         self.path(table).parent.mkdir(parents=True, exist_ok=True)
@@ -193,6 +196,33 @@ class Lakehouse:
             writer = writer.partitionBy(*contract.partition_by)
         writer.save(self.uri(table))
         log.info("created %s at %s", table, self.uri(table))
+
+    def add_missing_columns(self, table: str) -> list[str]:
+        """Add the contract's optional columns that the existing table lacks; return their names.
+
+        A contract may gain optional (nullable) columns, e.g. gold.replay_metrics' `reliable`;
+        a warehouse written before would then refuse every write of the new rows. The columns are
+        added as nulls for the old rows (one delta-rs metadata commit, readable by both engines),
+        so users never have to drop a table. A missing *required* column is refused: old rows
+        cannot satisfy it, so that needs a migration.
+        """
+        delta_table = DeltaTable(self.uri(table))
+        present = {field.name for field in delta_table.schema().fields}
+        contract = load_contract(table)
+        missing = [column for column in contract.columns if column.name not in present]
+        if not missing:
+            return []
+        required = [column.name for column in missing if column.required]
+        if required:
+            raise ValueError(
+                f"{table} at {self.uri(table)} lacks required column(s) {required} of its contract; "
+                "existing rows cannot have them: migrate the table"
+            )
+        arrow = contract.arrow_schema()
+        delta_table.alter.add_columns([DeltaField.from_arrow(arrow.field(column.name)) for column in missing])
+        names = [column.name for column in missing]
+        log.info("%s: added the contract's new column(s) %s to the existing table", table, names)
+        return names
 
     @property
     def session(self) -> SparkSession:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
+from rich.markup import escape
 
 from smar.cli.annotation import print_cost, server_labeller_or_files
 from smar.cli.common import (
@@ -21,12 +22,31 @@ from smar.cli.ingest import print_ingest
 from smar.cli.lakehouse import print_tables
 from smar.cli.single_modal import print_ranker_evaluations
 from smar.config import get_settings
-from smar.vocabulary import days_ending
+from smar.vocabulary import CLICKS_PBM_IPS, CLICKS_PBM_SN, ORACLE_CLICKS, days_ending
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 commands = typer.Typer()
 
 #: The demo trains the single-modal rankers on this many days ending on `--ds`.
 TRAINING_DAYS = 3
+#: ...and scores and replays the same days: one day of demo traffic is too little to detect a true
+#: +0.3 clicks@5 per page, three are enough (docs/replay.md, "Power").
+REPLAY_DAYS = 3
+
+
+def print_click_estimates(metrics: pd.DataFrame, k: int = 5) -> None:
+    """One line per click estimate of clicks@k: delta, interval, MDE, reliable (the truth first)."""
+    rows = metrics[(metrics["metric"] == "clicks") & (metrics["k"] == k)]
+    order = {ORACLE_CLICKS: 0, CLICKS_PBM_IPS: 1, CLICKS_PBM_SN: 2}
+    for _, row in rows.sort_values("label_source", key=lambda sources: sources.map(order).fillna(9)).iterrows():
+        state = "the truth" if row["label_source"] == ORACLE_CLICKS else (
+            "reliable" if row["reliable"] else "unreliable: a sanity gate failed")  # fmt: skip
+        console.print(
+            f"  clicks@{k} \\[{row['label_source']}]: delta {row['delta']:+.3f}, "
+            f"95% CI [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}], MDE {row['mde']:.3f} ({state})"
+        )
 
 
 @commands.command()
@@ -50,7 +70,7 @@ def demo(
 
     from smar.annotation.jobs import run_annotation_round_trip
     from smar.ingest.jobs import run_ingest
-    from smar.replay.jobs import replay_evaluate
+    from smar.replay.jobs import read_replay_metrics, replay_evaluate
     from smar.reranker.jobs import train_page_reranker
     from smar.single_modal.jobs import score_single_modal, train_single_modal
 
@@ -73,12 +93,14 @@ def demo(
         with console.status(f"step 1: train the single-modal rankers from clicks of {', '.join(training_days)}"):
             summary = train_single_modal(lake, ds_list=training_days, seed=settings.seed)
         print_ranker_evaluations(summary)
-        with console.status(f"step 1: score every impression of {ds} through pandas UDFs"):
-            scoring = score_single_modal(spark, lake, ds=ds)
-        console.print(
-            f"scored {scoring.scored} impressions of {ds} ({scoring.unique_query_texts} query texts and "
-            f"{scoring.unique_item_texts} item texts encoded once each); rejected {scoring.rejected}"
-        )
+        replay_days = days_ending(ds, REPLAY_DAYS)
+        for replay_day in replay_days:
+            with console.status(f"step 1: score every impression of {replay_day} through pandas UDFs"):
+                scoring = score_single_modal(spark, lake, ds=replay_day)
+            console.print(
+                f"scored {scoring.scored} impressions of {replay_day} ({scoring.unique_query_texts} query texts and "
+                f"{scoring.unique_item_texts} item texts encoded once each); rejected {scoring.rejected}"
+            )
 
         with console.status(f"step 2: budgeted annotation round trip ({strategy}, budget {budget:g}) for {ds}"):
             round_trip = run_annotation_round_trip(
@@ -99,15 +121,20 @@ def demo(
             f"validation / {trained.test_pages} test pages; test NDCG@10 vs page labels {trained.test_ndcg_at_10:.4f}"
         )
 
-        with console.status("step 4: replay the reranker against the production order on held-out queries"):
+        with console.status(
+            f"step 4: replay the reranker against the production order on held-out queries of "
+            f"{replay_days[0]}..{replay_days[-1]}"
+        ):
             replay = replay_evaluate(
-                spark, lake, control="production", candidate=f"run:{trained.run_id}", ds_start=ds, ds_end=ds
-            )
+                spark, lake, control="production", candidate=f"run:{trained.run_id}",
+                ds_start=replay_days[0], ds_end=replay_days[-1],
+            )  # fmt: skip
         console.print(
             f"[bold]decision {replay.decision}[/bold] for run:{trained.run_id} vs production (replay {replay.run_id})"
         )
         for reason in replay.reasons:
-            console.print(f"  - {reason}")
+            console.print(f"  - {escape(reason)}")  # reasons name label sources in [brackets]: not markup
+        print_click_estimates(read_replay_metrics(lake, replay.run_id))
         console.print(f"report: {replay.report_html}")
     print_tables()
     console.print(f"Great Expectations Data Docs: {settings.reports.resolve() / 'gx'}")
