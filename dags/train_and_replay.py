@@ -56,9 +56,10 @@ with DAG(
     tags=["smar", "training", "replay"],
     params={
         "method": Param(
-            "smar_pairwise",
-            enum=["smar_pairwise", "smar_listwise", "page_loss_only", "sft", "lightgbm"],
-            description="reranker objective (smar_*: page loss + intra-modal consistency)",
+            "smar_merge",
+            enum=["smar_merge", "smar_pairwise", "smar_listwise", "page_loss_only", "sft", "lightgbm", "gbdt_smar"],
+            description="reranker method (smar_merge: calibrated merge of the single-modal orders; "
+            "smar_pairwise / smar_listwise: page loss + intra-modal consistency)",
         ),
         "window_days": Param(
             7,

@@ -345,10 +345,18 @@ def test_spark_submit_commands_built_by_the_provider_hook(dagbag) -> None:
         task.render_template_fields(context_for(dag_id))
         assert task.env_vars == {"LABEL_STUDIO_URL": "http://ls.example:8080", "LABEL_STUDIO_API_KEY": "t0ken"}
     assert application_args(commands["train_page_reranker"]) == [
-        "--ds-start", "2026-10-26", "--ds-end", DS, "--method", "smar_pairwise", "--epochs", "40"]  # fmt: skip
+        "--ds-start", "2026-10-26", "--ds-end", DS, "--method", "smar_merge", "--epochs", "40"]  # fmt: skip
     assert application_args(commands["replay_evaluate"]) == [
         "--candidate", "run:smar_pairwise-bna-s1-abc", "--control", "production",
         "--ds-start", "2026-10-26", "--ds-end", DS, "--n-resamples", "2000"]  # fmt: skip
+
+
+def test_train_and_replay_offers_the_trainable_methods_with_the_default_first(dagbag) -> None:
+    from smar.vocabulary import DEFAULT_RERANKER_METHOD, FUSION_METHODS, RERANKER_METHODS
+
+    param = dagbag.dags["train_and_replay"].params.get_param("method")
+    assert param.value == DEFAULT_RERANKER_METHOD
+    assert param.schema["enum"] == [method for method in RERANKER_METHODS if method not in FUSION_METHODS]
 
 
 def test_cluster_deployment_commands_carry_wheel_environment_and_gpus_for_scoring_only(airflow_home, common) -> None:
@@ -581,7 +589,7 @@ def test_daily_scoring_then_labels_then_train_and_replay_end_to_end(dagbag, smar
     assert row_count(after, "gold.ab_decisions") == 1
     events = dict(asset_events(replay))
     assert events["gold.ab_decisions"]["decision"] in ("SHIP", "NO_SHIP", "INCONCLUSIVE")
-    assert events["gold.ab_decisions"]["candidate"].startswith("run:smar_pairwise-")
+    assert events["gold.ab_decisions"]["candidate"].startswith("run:smar_merge-")
     assert Path(events["gold.ab_decisions"]["report_path"]).is_file()
 
 

@@ -7,7 +7,7 @@
 | `SPLITS` | the query splits (`smar.splits` holds their hash rule) | every step |
 | `BUDGET_STRATEGIES`, `TASK_STRATEGIES` | how a budget picks items; every strategy a task slice may have | annotation, reranker, contracts |
 | `TASK_STATUSES` | open -> exported -> labelled | `silver.annotation_tasks.status` |
-| `RERANKER_METHODS` | what `train-reranker` and the sweep can train | `gold.reranker_runs.method` |
+| `RERANKER_METHODS` | what `train-reranker` and the sweep can train (`DEFAULT_RERANKER_METHOD` first) | `gold.reranker_runs.method` |
 | `SWEEP_LABEL_SOURCES`, `REPLAY_LABEL_SOURCES` | what a metric was measured against | `gold.budget_sweep`, `gold.replay_metrics` |
 | `PROPENSITY_METHODS`, `EXPLORATION_IDENTIFICATIONS` | how a click examination curve was fitted | `gold.click_propensities` |
 | `DECISIONS` | the replay's verdict | `gold.ab_decisions.decision` |
@@ -78,10 +78,16 @@ TASK_STATUSES: Final[tuple[TaskStatus, ...]] = get_args(TaskStatus)
 
 # -- the page reranker -----------------------------------------------------------------------------
 
-SMAR_METHODS: Final[tuple[str, ...]] = ("smar_pairwise", "smar_listwise")
+#: SMAR methods (page labels + single-modal supervision). smar_merge, the default: a calibrated
+#: merge of the single-modal orders (it self-trains a residual merge below half the labels);
+#: smar_pairwise / smar_listwise: the free-form reranker with the intra-modal consistency term.
+SMAR_METHODS: Final[tuple[str, ...]] = ("smar_merge", "smar_pairwise", "smar_listwise")
+DEFAULT_RERANKER_METHOD: Final = "smar_merge"
 NEURAL_METHODS: Final[tuple[str, ...]] = (*SMAR_METHODS, "page_loss_only", "sft")
+#: Gradient-boosted trees: LightGBM lambdarank, and LightGBM with a SMAR objective.
+GBDT_METHODS: Final[tuple[str, ...]] = ("lightgbm", "gbdt_smar")
 FUSION_METHODS: Final[tuple[str, ...]] = ("fusion_raw", "fusion_zscore", "fusion_interleave")
-RERANKER_METHODS: Final[tuple[str, ...]] = (*NEURAL_METHODS, "lightgbm", *FUSION_METHODS)
+RERANKER_METHODS: Final[tuple[str, ...]] = (*NEURAL_METHODS, *GBDT_METHODS, *FUSION_METHODS)
 
 # -- what a metric is measured against -------------------------------------------------------------
 

@@ -22,7 +22,13 @@ from smar.cli.ingest import print_ingest
 from smar.cli.lakehouse import print_tables
 from smar.cli.single_modal import print_ranker_evaluations
 from smar.config import get_settings
-from smar.vocabulary import CLICKS_PBM_IPS, CLICKS_PBM_SN, ORACLE_CLICKS, days_ending
+from smar.vocabulary import (
+    CLICKS_PBM_IPS,
+    CLICKS_PBM_SN,
+    DEFAULT_RERANKER_METHOD,
+    ORACLE_CLICKS,
+    days_ending,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -113,7 +119,7 @@ def demo(
 
         with console.status(f"step 3: train the SMAR page reranker on {ds}'s page labels"):
             trained = train_page_reranker(
-                spark, lake, ds_start=ds, ds_end=ds, method="smar_pairwise", strategy=strategy,
+                spark, lake, ds_start=ds, ds_end=ds, method=DEFAULT_RERANKER_METHOD, strategy=strategy,
                 seed=settings.seed, progress=False,
             )  # fmt: skip
         console.print(
