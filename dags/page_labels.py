@@ -55,6 +55,16 @@ from _common import (
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, PokeReturnValue, chain, task
 
+# Both sensors (files and server): poke every 15 minutes without holding a worker slot, give up
+# after two days as skipped (a day nobody annotated is normal), and never retry a give-up.
+DAILY_SENSOR = {
+    "poke_interval": timedelta(minutes=15).total_seconds(),
+    "timeout": timedelta(days=2).total_seconds(),
+    "mode": "reschedule",
+    "soft_fail": True,
+    "retries": 0,
+}
+
 with DAG(
     dag_id="page_labels",
     description="wait for the day's annotations (files or a Label Studio server), then merge them into silver.page_labels",
@@ -91,13 +101,7 @@ with DAG(
             return "wait_for_annotations"
         return "wait_for_label_exports"
 
-    @task.sensor(
-        poke_interval=timedelta(minutes=15).total_seconds(),
-        timeout=timedelta(days=2).total_seconds(),
-        mode="reschedule",
-        soft_fail=True,
-        retries=0,
-    )
+    @task.sensor(**DAILY_SENSOR)
     def wait_for_label_exports(ds: str | None = None, params: dict | None = None) -> PokeReturnValue:
         """Done when `<label_root>/<ds>/` holds label files; returns one ingest argument list per file."""
         from _common import find_label_exports, label_export_root, label_ingest_arguments
@@ -105,13 +109,7 @@ with DAG(
         files = find_label_exports(label_export_root((params or {}).get("label_root")), ds or "")
         return PokeReturnValue(is_done=bool(files), xcom_value=label_ingest_arguments(ds or "", files))
 
-    @task.sensor(
-        poke_interval=timedelta(minutes=15).total_seconds(),
-        timeout=timedelta(days=2).total_seconds(),
-        mode="reschedule",
-        soft_fail=True,
-        retries=0,
-    )
+    @task.sensor(**DAILY_SENSOR)
     def wait_for_annotations(ds: str | None = None, params: dict | None = None) -> PokeReturnValue:
         """Done when the day's Label Studio projects are annotated; returns their task counts."""
         from _common import LABEL_STUDIO_CONNECTION_ID, annotations_finished, label_studio_day_projects

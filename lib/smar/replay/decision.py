@@ -40,8 +40,8 @@ from pydantic import Field, model_validator
 from smar.config import FrozenConfig
 from smar.replay.measures import ALL_SEGMENT, CLICKS, EXPOSURE_SHARE, NDCG
 from smar.vocabulary import CLICK_LABEL_SOURCES, CLICKS_PBM_IPS, NO_LABELS, ORACLE, PAGE_LABELS
+from smar.vocabulary import Decision as DecisionValue  # `Decision` below is the value with its reasons
 
-DecisionValue = Literal["SHIP", "NO_SHIP", "INCONCLUSIVE"]
 Verdict = Literal["PASS", "BREACH", "INCONCLUSIVE"]
 #: The guardrail on clicks: secondary, judged only on reliable rows, blocks only by a BREACH.
 CLICKS_GUARDRAIL = "clicks_drop"

@@ -181,28 +181,39 @@ class LightGBMModel:
 
     def save(self, directory: Path, *, extra: dict[str, Any] | None = None) -> Path:
         """Write `model.txt`, `projection.npz` and `config.json` (kind "lightgbm")."""
-        directory.mkdir(parents=True, exist_ok=True)
-        self.booster.save_model(str(directory / "model.txt"), num_iteration=self.best_iteration or None)
-        np.savez(directory / "projection.npz", mean=self.projection.mean, components=self.projection.components)
-        document = {
-            "kind": "lightgbm",
-            "lightgbm": self.config.to_dict(),
-            "best_iteration": self.best_iteration,
-            **(extra or {}),
-        }
-        (directory / "config.json").write_text(json.dumps(document, indent=2, sort_keys=True, default=str))
-        return directory
+        document = {"kind": "lightgbm", "lightgbm": self.config.to_dict(), "best_iteration": self.best_iteration}
+        return save_booster_artifact(directory, self.booster, self.best_iteration, self.projection, document, extra)
 
     @classmethod
     def load(cls, directory: Path) -> LightGBMModel:
         """Read an artifact written by `save`."""
-        import lightgbm
-
-        document = json.loads((directory / "config.json").read_text())
-        with np.load(directory / "projection.npz") as stored:
-            projection = EmbeddingProjection(stored["mean"], stored["components"])
-        booster = lightgbm.Booster(model_file=str(directory / "model.txt"))
+        booster, projection, document = load_booster_artifact(directory)
         return cls(booster, projection, LightGBMConfig.model_validate(document["lightgbm"]), 0)
+
+
+def save_booster_artifact(
+    directory: Path, booster: Any, best_iteration: int, projection: EmbeddingProjection,
+    document: dict[str, Any], extra: dict[str, Any] | None,
+) -> Path:  # fmt: skip
+    """The one layout of a boosted model's artifact (LightGBM and gbdt_smar alike): the booster
+    cut at `best_iteration` as `model.txt`, the embedding projection as `projection.npz`, and
+    `document` (its kind and config) plus `extra` as `config.json`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    booster.save_model(str(directory / "model.txt"), num_iteration=best_iteration or None)
+    np.savez(directory / "projection.npz", mean=projection.mean, components=projection.components)
+    payload = {**document, **(extra or {})}
+    (directory / "config.json").write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
+    return directory
+
+
+def load_booster_artifact(directory: Path) -> tuple[Any, EmbeddingProjection, dict[str, Any]]:
+    """(booster, projection, config.json's document) of an artifact written by `save_booster_artifact`."""
+    import lightgbm
+
+    document = json.loads((directory / "config.json").read_text())
+    with np.load(directory / "projection.npz") as stored:
+        projection = EmbeddingProjection(stored["mean"], stored["components"])
+    return lightgbm.Booster(model_file=str(directory / "model.txt")), projection, document
 
 
 def train_lightgbm(train: PageStore, validation: PageStore | None, config: LightGBMConfig) -> LightGBMModel:

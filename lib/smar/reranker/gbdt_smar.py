@@ -26,7 +26,6 @@ single-modal order; a tie is broken by rank (`RANK_EPSILON * -log(rank)` is adde
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from smar.config import FrozenConfig
-from smar.reranker.baselines import EmbeddingProjection, fit_embedding_projection, lightgbm_features
+from smar.reranker.baselines import (
+    EmbeddingProjection,
+    fit_embedding_projection,
+    lightgbm_features,
+    load_booster_artifact,
+    save_booster_artifact,
+)
 from smar.reranker.store import NUMERIC_FEATURE_NAMES, PageStore
 from smar.reranker.training import mean_ndcg
 from smar.vocabulary import MODALITIES
@@ -230,26 +235,12 @@ class GbdtSmarModel:
 
     def save(self, directory: Path, *, extra: dict[str, Any] | None = None) -> Path:
         """`model.txt`, `projection.npz`, `config.json` (kind "gbdt_smar")."""
-        directory.mkdir(parents=True, exist_ok=True)
-        self.booster.save_model(str(directory / "model.txt"), num_iteration=self.best_iteration or None)
-        np.savez(directory / "projection.npz", mean=self.projection.mean, components=self.projection.components)
-        document = {
-            "kind": "gbdt_smar",
-            "gbdt_smar": self.config.to_dict(),
-            "best_iteration": self.best_iteration,
-            **(extra or {}),
-        }
-        (directory / "config.json").write_text(json.dumps(document, indent=2, sort_keys=True, default=str))
-        return directory
+        document = {"kind": "gbdt_smar", "gbdt_smar": self.config.to_dict(), "best_iteration": self.best_iteration}
+        return save_booster_artifact(directory, self.booster, self.best_iteration, self.projection, document, extra)
 
     @classmethod
     def load(cls, directory: Path) -> GbdtSmarModel:
-        import lightgbm
-
-        document = json.loads((directory / "config.json").read_text())
-        with np.load(directory / "projection.npz") as stored:
-            projection = EmbeddingProjection(stored["mean"], stored["components"])
-        booster = lightgbm.Booster(model_file=str(directory / "model.txt"))
+        booster, projection, document = load_booster_artifact(directory)
         return cls(booster, projection, GbdtSmarConfig.model_validate(document["gbdt_smar"]), 0)
 
 
