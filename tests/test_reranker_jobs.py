@@ -4,7 +4,6 @@ for replay, and the budget sweep's table and plot."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,6 +18,7 @@ from smar.reranker.registry import load_run
 from smar.reranker.sweep import SweepConfig, run_budget_sweep
 from smar.reranker.training import TrainingConfig
 from smar.splits import query_split
+from smar.storage.uris import local_path
 from tests.reranker_helpers import DS, HASH_ENCODER_NAME, budgeted_truth_labels, build_tiny_lake, write_labels
 
 TINY = TrainingConfig(
@@ -100,8 +100,8 @@ def test_training_registers_the_run_with_its_input_versions(spark, tiny_lake):
     assert 0.0 <= record.test_ndcg_at_10 <= 1.0
     assert record.test_metrics["test_queries"] == summary.test_pages > 0
     assert math.isclose(record.test_metrics["oracle_ndcg_at_10"], record.test_metrics["page_labels_ndcg_at_10"])
-    artifact = Path(record.artifact_path)
-    assert artifact == tiny_lake.settings.artifacts.resolve() / "rerankers" / summary.run_id
+    artifact = local_path(record.artifact_path)
+    assert record.artifact_path == tiny_lake.settings.artifacts + "/rerankers/" + summary.run_id
     assert (artifact / "state_dict.pt").is_file() and (artifact / "config.json").is_file()
     assert record.git_commit  # a commit hash, or "unknown" outside a checkout
 
@@ -181,8 +181,9 @@ def test_budget_sweep_writes_its_table_and_plot_idempotently(spark, tiny_lake):
     assert len(table) == 2 * 5 * 2
     assert set(table["label_source"]) == {"oracle", "page_labels"}
     assert set(table.loc[table["method"] == "fusion_zscore", "budget"]) == {0.0}
-    assert summary.plot_path.is_file() and summary.plot_path.parent == tiny_lake.settings.reports / "sweep"
-    assert summary.summary_path.is_file()
+    plot = local_path(summary.plot_path)
+    assert plot.is_file() and plot.parent == local_path(tiny_lake.settings.reports) / "sweep"
+    assert local_path(summary.summary_path).is_file()
     assert set(summary.aggregate["seeds"]) == {2}
     # the simulated labels cover every candidate at 100%: sft trained on all of them
     sft = table[(table["method"] == "sft")]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 import typer
@@ -21,6 +20,7 @@ from smar.cli.ingest import print_ingest
 from smar.cli.lakehouse import print_tables
 from smar.cli.single_modal import print_ranker_evaluations
 from smar.config import get_settings
+from smar.storage.uris import display, join
 from smar.vocabulary import days_ending
 
 commands = typer.Typer()
@@ -36,7 +36,7 @@ def demo(
     strategy: str = typer.Option("top", help="annotation strategy: top | slice | random | stratified"),
     budget: float = typer.Option(0.2, help="fraction of each modality's candidates given a page label"),
     engine: Optional[str] = EngineOption,
-    warehouse: Optional[Path] = WarehouseOption,
+    warehouse: Optional[str] = WarehouseOption,
     verbose: bool = VerboseOption,
 ) -> None:
     """Run the pipeline end to end on the embedded engine and print what it wrote."""
@@ -50,7 +50,7 @@ def demo(
 
     configure(warehouse, engine or "embedded", verbose)
     settings = get_settings()
-    console.rule(f"SMAR demo: size={size}, ds={ds}, warehouse={settings.warehouse.resolve()}")
+    console.rule(f"SMAR demo: size={size}, ds={ds}, warehouse={display(settings.warehouse)}")
     # Small torch models train many times faster single-threaded on a busy 2-core machine.
     torch.set_num_threads(1)
 
@@ -101,6 +101,6 @@ def demo(
         )
         for reason in replay.reasons:
             console.print(f"  - {reason}")
-        console.print(f"report: {replay.report_html}")
+        console.print(f"report: {display(replay.report_html)}")
     print_tables()
-    console.print(f"Great Expectations Data Docs: {settings.reports.resolve() / 'gx'}")
+    console.print(f"Great Expectations Data Docs: {display(join(settings.reports, 'gx'))}")

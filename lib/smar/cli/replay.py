@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 import typer
@@ -17,6 +16,7 @@ from smar.cli.common import (
     open_lakehouse,
     run_id_option,
 )
+from smar.storage.uris import display
 
 commands = typer.Typer()
 
@@ -39,7 +39,7 @@ def replay(
     bootstrap_method: Optional[str] = typer.Option(None, help="percentile (default), BCa or basic"),
     n_resamples: Optional[int] = typer.Option(None, help="bootstrap resamples (default 2000)"),
     engine: Optional[str] = EngineOption,
-    warehouse: Optional[Path] = WarehouseOption,
+    warehouse: Optional[str] = WarehouseOption,
     verbose: bool = VerboseOption,
 ) -> None:
     """Replay held-out logged pages under control and candidate orders; write metrics, decision, report."""
@@ -70,7 +70,7 @@ def replay(
     table.add_row("pages / queries", f"{summary.n_pages} / {summary.n_queries}")
     table.add_row("label sources", ", ".join(summary.label_sources) or "-")
     table.add_row("metric rows", str(summary.metric_rows))
-    table.add_row("report", str(summary.report_html))
+    table.add_row("report", display(summary.report_html))
     console.print(table)
     for reason in summary.reasons:
         console.print(f"- {reason}")

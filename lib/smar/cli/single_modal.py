@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import typer
@@ -20,6 +19,7 @@ from smar.cli.common import (
     open_lakehouse,
 )
 from smar.config import get_settings
+from smar.storage.uris import display
 
 if TYPE_CHECKING:
     from smar.single_modal.jobs import TrainingSummary
@@ -43,7 +43,7 @@ def print_ranker_evaluations(summary: TrainingSummary) -> None:
         )  # fmt: skip
     console.print(table)
     console.print("A difference counts as a win only when its whole interval is above 0.")
-    console.print(f"artifacts: {summary.artifact_dir}")
+    console.print(f"artifacts: {display(summary.artifact_dir)}")
 
 
 @commands.command("train-single-modal")
@@ -55,7 +55,7 @@ def train_single_modal_command(
     seed: Optional[int] = typer.Option(None),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
     engine: Optional[str] = EngineOption,
-    warehouse: Optional[Path] = WarehouseOption,
+    warehouse: Optional[str] = WarehouseOption,
     verbose: bool = VerboseOption,
 ) -> None:
     """Train the four single-modal rankers from clicks (step 1) and register them.
@@ -84,7 +84,7 @@ def score_command(
         help="refuse the day (write only its rejects) above this fraction of unscorable impressions [default: $SMAR_MAX_REJECT_FRACTION or 0.05]",
     ),
     engine: Optional[str] = EngineOption,
-    warehouse: Optional[Path] = WarehouseOption,
+    warehouse: Optional[str] = WarehouseOption,
     verbose: bool = VerboseOption,
 ) -> None:
     """Score every impression of a day with its modality's ranker -> silver.single_modal_scores."""

@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -36,6 +35,8 @@ from smar.replay.inputs import NamedRanking, RankingSource, build_replay_inputs,
 from smar.replay.measures import ALL_SEGMENT, NDCG, SUMMARY_COLUMNS, MetricConfig
 from smar.replay.per_query import per_query_metrics, summarize
 from smar.replay.report import ReportContext, write_report
+from smar.storage.files import staged_folder
+from smar.storage.uris import join
 from smar.vocabulary import content_id
 
 log = logging.getLogger(__name__)
@@ -107,8 +108,8 @@ class ReplaySummary:
     dropped_pages: int
     label_sources: tuple[str, ...]
     metric_rows: int
-    report_html: Path
-    report_markdown: Path
+    report_html: str  # URIs under <reports>/replay/<run_id>/
+    report_markdown: str
 
 
 def replay_run_id(
@@ -251,11 +252,15 @@ def replay_evaluate(
         query_splits=tuple(config.metrics.query_splits), confidence_level=config.bootstrap.confidence_level,
         bootstrap_method=config.bootstrap.method, n_resamples=config.bootstrap.n_resamples, notes=tuple(notes),
     )  # fmt: skip
-    report_directory = Path(lake.settings.reports) / "replay" / run_id
+    # Written in a local folder, published to its URI (storage anywhere); the table records the URI.
+    report_uri = join(lake.settings.reports, "replay", run_id)
+    report_directory, publish_report = staged_folder(report_uri)
     files = write_report(stored, decision, context, report_directory)
+    publish_report()
+    report_html, report_markdown = join(report_uri, files.html.name), join(report_uri, files.markdown.name)
     lake.overwrite_slice(
         [_decision_row(decision, run_id=run_id, control=control_name, candidate=candidate_name,
-                       ds_start=ds_start, ds_end=ds_end, report_path=str(files.html.resolve()), created_at=created_at)],
+                       ds_start=ds_start, ds_end=ds_end, report_path=report_html, created_at=created_at)],
         DECISIONS_TABLE,
         {"run_id": run_id},
     )  # fmt: skip
@@ -266,5 +271,5 @@ def replay_evaluate(
         primary_delta=decision.primary_delta, primary_ci_low=decision.primary_ci_low,
         primary_ci_high=decision.primary_ci_high, n_pages=inputs.n_pages, n_queries=inputs.n_queries,
         dropped_pages=inputs.dropped_pages, label_sources=inputs.label_sources, metric_rows=len(stored),
-        report_html=files.html, report_markdown=files.markdown,
+        report_html=report_html, report_markdown=report_markdown,
     )  # fmt: skip

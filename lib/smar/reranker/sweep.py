@@ -22,7 +22,7 @@ queries are fixed, so the CIs (t interval over seeds) show training variance, no
 error of the test queries.
 
 Output: `gold.budget_sweep` (one slice per sweep_id), one `gold.reranker_runs` row per run, and
-under `settings.reports / "sweep"`: `<sweep_id>.png` (the plot), `<sweep_id>_summary.csv`.
+under `<settings.reports>/sweep/`: `<sweep_id>.png` (the plot), `<sweep_id>_summary.csv`.
 """
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ from smar.reranker.runs import PAGE_STORE_SPLITS, fit_and_evaluate, prepare_page
 from smar.reranker.text_cache import DEFAULT_ENCODER_NAME, TextEncodeFunction
 from smar.reranker.training import TrainingConfig
 from smar.splits import query_split
+from smar.storage import files
+from smar.storage.uris import join
 from smar.vocabulary import FUSION_METHODS, RERANKER_METHODS, SMAR_METHODS, SWEEP_LABEL_SOURCES, content_id, day_range
 
 log = logging.getLogger(__name__)
@@ -105,8 +107,8 @@ class SweepSummary:
     rows: pd.DataFrame
     aggregate: pd.DataFrame
     comparisons: dict[str, Any]
-    plot_path: Path
-    summary_path: Path
+    plot_path: str  # URIs under <reports>/sweep/
+    summary_path: str
     input_versions: dict[str, int]
 
 
@@ -411,8 +413,8 @@ def run_budget_sweep(
 
     aggregate = aggregate_sweep(frame)
     comparisons = headline_comparisons(frame, config.budgets)
-    output = lake.settings.reports / "sweep"
-    output.mkdir(parents=True, exist_ok=True)
+    output_uri = join(lake.settings.reports, "sweep")
+    output, publish = files.staged_folder(output_uri)  # written locally, published to the URI
     summary_path = output / f"{sweep_id}_summary.csv"
     aggregate.to_csv(summary_path, index=False)
     (output / f"{sweep_id}_comparisons.json").write_text(json.dumps(comparisons, indent=2, sort_keys=True))
@@ -421,4 +423,8 @@ def run_budget_sweep(
         f"{pages.train.n_pages} train / {pages.validation.n_pages} valid / {pages.test.n_pages} test queries"
     )
     plot_path = plot_sweep(aggregate, output / f"{sweep_id}.png", title=title)
-    return SweepSummary(sweep_id, frame, aggregate, comparisons, plot_path, summary_path, pages.input_versions)
+    publish()
+    return SweepSummary(
+        sweep_id, frame, aggregate, comparisons, join(output_uri, plot_path.name), join(output_uri, summary_path.name),
+        pages.input_versions,
+    )  # fmt: skip
