@@ -193,3 +193,165 @@ def test_airflow_object_storage_path_over_pyarrow_fs(storage_settings, s3_server
     assert (folder / "export.json").exists()
     assert [path.name for path in folder.iterdir()] == ["export.json"]
     assert (folder / "export.json").read_text() == "[]"
+
+
+# ---- the whole pipeline on the bucket (issue 13) -------------------------------------------------
+
+
+def _bucket_keys(storage_settings, prefix_uri: str) -> list[str]:
+    import pyarrow.fs as pafs
+
+    fs = pafs.S3FileSystem(**storage_settings.pyarrow_s3_options())
+    base = prefix_uri.removeprefix("s3://")
+    infos = fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
+    return sorted(info.path[len(base) + 1 :] for info in infos if info.type == pafs.FileType.File)
+
+
+def _mangled_folders(*roots) -> list[str]:
+    """Local folders a mangled location would have made (`./s3:/lake/...`, `./s3a:`)."""
+    found = []
+    for root in roots:
+        for path in root.rglob("*") if root.is_dir() else []:
+            if path.name.lower().rstrip(":") in ("s3", "s3a", "gs", "abfss") and path.name.endswith(":"):
+                found.append(str(path))
+    return found
+
+
+def test_tiny_demo_runs_into_the_bucket(s3_server, s3_environ, storage_settings, s3_prefix, tmp_path):
+    from smar.contracts import all_tables
+
+    # Given every location on the bucket and a working directory of its own
+    env = {
+        **python_subprocess_env(),
+        "SMAR_WAREHOUSE": f"{s3_prefix}/warehouse",
+        "SMAR_ARTIFACTS": f"{s3_prefix}/artifacts",
+        "SMAR_REPORTS": f"{s3_prefix}/reports",
+        "RUST_LOG": "error",
+    }
+    started = time.monotonic()
+    # When the whole demo runs
+    done = subprocess.run(
+        [sys.executable, "-m", "smar.cli", "demo", "--size", "tiny"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1800,
+    )  # fmt: skip
+    record("demo_tiny_on_s3_s", seconds=round(time.monotonic() - started, 1))
+    assert done.returncode == 0, done.stderr[-4000:] + done.stdout[-2000:]
+    assert "decision" in done.stdout
+
+    # Then every table, artifact, report and export is in the bucket
+    keys = _bucket_keys(storage_settings, s3_prefix)
+    for table in all_tables():
+        if table in ("silver.iso_label_anchors", "gold.budget_sweep"):
+            continue  # not written by the demo (iso-label and the sweep are separate commands)
+        layer, name = table.split(".")
+        assert any(key.startswith(f"warehouse/{layer}/{name}/_delta_log/") for key in keys), table
+    assert "artifacts/single_modal/CURRENT" in keys
+    version = [key for key in keys if key.startswith("artifacts/single_modal/sm-")][0].split("/")[2]
+    for modality in ("web", "image", "video", "answer"):
+        for file in ("state_dict.pt", "config.json", "metadata.json"):
+            assert f"artifacts/single_modal/{version}/{modality}/{file}" in keys
+    assert any(key.startswith("artifacts/rerankers/") and key.endswith("config.json") for key in keys)
+    assert any(key.startswith("artifacts/text_embeddings/") and key.endswith(".parquet") for key in keys)
+    assert any(key.startswith("reports/gx/") and key.endswith("index.html") for key in keys)
+    assert any(key.startswith("reports/gx/uncommitted/validations/") for key in keys)
+    assert any(key.startswith("reports/annotation/") and key.endswith("tasks.json") for key in keys)
+    assert any(key.startswith("reports/annotation/") and key.endswith("annotations_simulated.json") for key in keys)
+    assert any(key.startswith("reports/replay/") and key.endswith("index.html") for key in keys)
+    # and the run left no landing copy or staging table behind
+    assert not [key for key in keys if key.startswith(("warehouse/_landing/", "warehouse/_staging/"))]
+    # and no local folder named after a scheme was made anywhere
+    assert _mangled_folders(tmp_path, spark_cluster_repo_root()) == []
+    assert not [p for p in tmp_path.iterdir() if p.name in ("warehouse", "artifacts", "reports")]
+
+    # And the tables record URIs, not driver paths; an analyst reads the decision with delta-rs
+    code = textwrap.dedent(f"""
+        from deltalake import DeltaTable
+        from smar.storage import storage_settings_from_env
+        options = storage_settings_from_env().delta_rs_storage_options()
+        decisions = DeltaTable({s3_prefix + "/warehouse/gold/ab_decisions"!r}, storage_options=options).to_pandas()
+        runs = DeltaTable({s3_prefix + "/warehouse/gold/reranker_runs"!r}, storage_options=options).to_pandas()
+        print(decisions["decision"].iloc[0], decisions["report_path"].iloc[0], runs["artifact_path"].iloc[0])
+    """)
+    read = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert read.returncode == 0, read.stderr
+    decision, report_path, artifact_path = read.stdout.split()
+    assert decision in ("SHIP", "NO_SHIP", "INCONCLUSIVE")
+    assert report_path.startswith(f"{s3_prefix}/reports/replay/") and report_path.endswith("index.html")
+    assert artifact_path.startswith(f"{s3_prefix}/artifacts/rerankers/")
+
+
+def spark_cluster_repo_root():
+    from tests.integration.spark_cluster import REPO_ROOT
+
+    return REPO_ROOT
+
+
+def test_lakehouse_on_s3_stages_lands_and_expires_leftovers(embedded_s3, s3_prefix):
+    """The reliability mechanics on a bucket: the nested-table replace goes through a staging
+    table under the warehouse URI, ingest lands the generator's rows under `_landing/`, both are
+    removed, and a killed run's leftovers expire by their objects' age."""
+    from smar.config import SmarSettings
+    from smar.ingest.jobs import run_ingest
+    from smar.lake import LANDING_FOLDER, Lakehouse
+    from smar.storage import files
+    from smar.storage.uris import join
+
+    settings = SmarSettings(
+        warehouse=f"{s3_prefix}/warehouse", reports=f"{s3_prefix}/reports", leftover_retention_hours=0
+    )
+    lake = Lakehouse(embedded_s3, settings)
+    run_ingest(embedded_s3, lake, ds="2026-11-01", source="generator", size="tiny", run_quality_checks=False)
+    run_ingest(embedded_s3, lake, ds="2026-11-01", source="generator", size="tiny", run_quality_checks=False)
+    history = lake.history("bronze.items")
+    assert history[0]["operation"] == "WRITE" and lake.row_count("bronze.items") > 0
+    assert files.list_files(join(settings.warehouse, "_staging")) == []
+    assert files.list_files(join(settings.warehouse, LANDING_FOLDER)) == []
+    # A killed run's landing copy
+    leftover = join(settings.warehouse, LANDING_FOLDER, "2026-11-01", "generator", "run-killed", "part-0000.parquet")
+    files.write_bytes(leftover, b"raw rows")
+    removed = lake.expire_leftovers(now=time.time() + 1)
+    assert removed == [leftover.rsplit("/", 1)[0]]
+    assert not files.exists(leftover)
+
+
+def test_ingest_reads_files_from_the_bucket(embedded_s3, s3_prefix):
+    """`ingest --source files --path s3://...`: Spark reads the raw files where they are."""
+    from smar.config import SmarSettings
+    from smar.ingest.jobs import run_ingest, write_generated_files
+    from smar.lake import Lakehouse
+
+    raw = f"{s3_prefix}/raw/2026-11-01"
+    written = write_generated_files("2026-11-01", raw, size="tiny", seed=3, file_format="jsonl")
+    assert all(uri.startswith("s3://") for uri in written)
+    lake = Lakehouse(embedded_s3, SmarSettings(warehouse=f"{s3_prefix}/warehouse"))
+    results = run_ingest(embedded_s3, lake, ds="2026-11-01", source="files", path=raw, run_quality_checks=False)
+    by_table = {result.table: result for result in results}
+    assert by_table["bronze.search_logs"].landed == 900 and by_table["bronze.search_logs"].rejected == 0
+    assert lake.row_count("bronze.search_logs") == 900
+
+
+def test_label_sensor_finds_exports_on_the_bucket(storage_settings, s3_server, s3_prefix):
+    """The page_labels sensor's helper on object storage (ObjectStoragePath over pyarrow.fs)."""
+    import importlib.util
+
+    from smar.storage import files
+
+    spec = importlib.util.spec_from_file_location("_common", spark_cluster_repo_root() / "dags" / "_common.py")
+    common = importlib.util.module_from_spec(spec)
+    sys.modules["_common"] = common
+    spec.loader.exec_module(common)
+    root = f"{s3_prefix}/reports/annotation"
+    assert common.find_label_exports(root, "2026-11-01") == []
+    for name in ("top-b0.2-r0/annotations_simulated.json", "top-b0.2-r0/tasks.json", "vendor/labels_x.csv"):
+        files.write_text(f"{root}/2026-11-01/{name}", "[]")
+    files.write_text(f"{root}/2026-11-02/annotations.json", "[]")
+    found = common.find_label_exports(root, "2026-11-01")
+    assert found == [
+        f"{root}/2026-11-01/top-b0.2-r0/annotations_simulated.json",
+        f"{root}/2026-11-01/vendor/labels_x.csv",
+    ]
+    os.environ["SMAR_REPORTS"] = f"{s3_prefix}/reports"
+    try:
+        assert common.label_export_root() == root
+    finally:
+        os.environ.pop("SMAR_REPORTS")
