@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SIZE ?= demo
 DS ?= 2026-11-01
 
-.PHONY: venv lint demo test test-all bench airflow-demo package clean
+.PHONY: venv lint demo test test-all bench airflow-demo package clean demo-s3
 
 $(STAMP): requirements.txt constraints.txt lib/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,14 @@ package: $(STAMP)
 
 airflow-demo: $(STAMP)
 	SIZE=$(SIZE) DS=$(DS) bash scripts/airflow_demo.sh
+
+# The whole demo with every location on an S3-compatible server on loopback (moto, in its own
+# venv), started and stopped here; the decision is then read back with delta-rs, as an analyst would.
+S3_SIZE ?= tiny
+demo-s3: $(STAMP)
+	bash scripts/moto_env.sh
+	$(BIN)/python tests/integration/servers.py with-s3 --bucket lake -- \
+	  env SIZE=$(S3_SIZE) DS=$(DS) PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo_s3.sh
 
 clean:
 	rm -rf warehouse artifacts reports dist .pytest_cache

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from smar.errors import InputRefused
 from smar.storage import DEFAULT_CUSTOM_ENDPOINT_REGION, storage_settings_from_env
 
 LOOPBACK = {
@@ -60,16 +61,16 @@ def test_s3_specific_endpoint_wins_and_region_defaults_for_custom_endpoints():
 
 def test_http_endpoint_implies_allow_http_unless_refused():
     assert storage_settings_from_env({"AWS_ENDPOINT_URL": "http://127.0.0.1:1"}).s3.allow_http
-    with pytest.raises(ValueError, match="AWS_ALLOW_HTTP is false"):
+    with pytest.raises(InputRefused, match="AWS_ALLOW_HTTP is false"):
         storage_settings_from_env({"AWS_ENDPOINT_URL": "http://127.0.0.1:1", "AWS_ALLOW_HTTP": "false"})
-    with pytest.raises(ValueError, match="must be true or false"):
+    with pytest.raises(InputRefused, match="must be true or false"):
         storage_settings_from_env({"AWS_ALLOW_HTTP": "maybe"})
 
 
 def test_bad_endpoint_and_half_credentials_are_refused():
-    with pytest.raises(ValueError, match="http\\(s\\)://host"):
+    with pytest.raises(InputRefused, match="http\\(s\\)://host"):
         storage_settings_from_env({"AWS_ENDPOINT_URL": "127.0.0.1:9000"})
-    with pytest.raises(ValueError, match="both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"):
+    with pytest.raises(InputRefused, match="both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"):
         storage_settings_from_env({"AWS_ACCESS_KEY_ID": "key"})
 
 
