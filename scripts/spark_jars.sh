@@ -8,9 +8,14 @@
 #
 # It writes, under $SMAR_CACHE/jars:
 #   ivysettings.xml   Maven Central only (see below)
-#   spark-jars.conf   the four spark.jars.* settings, one `key=value` a line: pass each as
-#                     `--conf key=value` to spark-submit (tests/integration/spark_cluster.py
-#                     reads this file)
+#   spark-jars.conf   the spark.jars.* settings that resolved them, one `key=value` a line
+#   spark-submit.conf what every spark-submit of the local cluster passes (`--conf key=value`;
+#                     tests/integration/spark_cluster.py reads it): the same `--packages`, except
+#                     the 690 MB AWS SDK bundle, which is on the nodes' classpath instead
+#                     (spark.driver/executor.extraClassPath to this machine's copy), as a platform
+#                     (EMR, Dataproc, an image) provides it: with --packages every executor of
+#                     every application copied it into its work folder first (about 10-20 s and
+#                     0.7 GB of disk per executor per job, measured)
 #   jars.txt          the resolved jars, comma-separated, for `--jars` instead of `--packages`
 #   ivy/              Ivy's cache and the retrieved jars
 #
@@ -71,11 +76,28 @@ spark.jars.ivy=$cache/ivy
 spark.jars.ivySettings=$cache/ivysettings.xml
 CONF
 
+# spark-submit.conf: the resolution's settings with the AWS SDK bundle moved to the classpath.
+write_submit_conf() {
+  local bundle
+  bundle="$(tr ',' '\n' < "$cache/jars.txt" | sed 's#^file://##' | grep '/software.amazon.awssdk_bundle-' | head -1)"
+  [ -n "$bundle" ] || { echo "spark_jars: no AWS SDK bundle among the resolved jars" >&2; exit 1; }
+  {
+    echo "spark.jars.packages=$packages"
+    echo "spark.jars.excludes=$excludes,software.amazon.awssdk:bundle"
+    echo "spark.jars.ivy=$cache/ivy"
+    echo "spark.jars.ivySettings=$cache/ivysettings.xml"
+    echo "spark.driver.extraClassPath=$bundle"
+    echo "spark.executor.extraClassPath=$bundle"
+  } > "$cache/spark-submit.conf.tmp"
+  mv "$cache/spark-submit.conf.tmp" "$cache/spark-submit.conf"
+}
+
 stamp="$cache/.resolved"
 want="$(sha256sum "$cache/spark-jars.conf.tmp" | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && [ -s "$cache/jars.txt" ] \
    && tr ',' '\n' < "$cache/jars.txt" | sed 's#^file:##' | xargs ls >/dev/null 2>&1; then
   rm -f "$cache/spark-jars.conf.tmp"
+  [ -s "$cache/spark-submit.conf" ] || write_submit_conf
   echo "spark_jars: cached in $cache ($packages)"
   exit 0
 fi
@@ -100,6 +122,7 @@ end=$(date +%s%N)
 jars="$(grep '^SMAR_JARS=' "$probe/out.log" | tail -1 | cut -d= -f2-)"
 [ -n "$jars" ] || { tail -40 "$probe/out.log" >&2; echo "spark_jars: no jars reported" >&2; exit 1; }
 echo "$jars" > "$cache/jars.txt"
+write_submit_conf
 echo "$want" > "$stamp"
 count="$(echo "$jars" | tr ',' '\n' | wc -l)"
 size="$(du -sh "$cache/ivy" | cut -f1)"

@@ -283,7 +283,7 @@ class Lakehouse:
         for column, value in slice_values.items():
             # Stamp the slice columns so the frame always satisfies the replaceWhere predicate.
             conformed = conformed.withColumn(column, F.lit(value).cast(contract.column(column).type))
-        if self._is_connect_session() and contract.has_nested_columns:
+        if self.is_connect_session() and contract.has_nested_columns:
             self._replace_staged(conformed, table, slice_values)
             return
         self._commit(
@@ -347,7 +347,8 @@ class Lakehouse:
                 log.warning("%s: commit conflict (attempt %d), retrying in %.1fs", table, attempt, pause)
                 time.sleep(pause)
 
-    def _is_connect_session(self) -> bool:
+    def is_connect_session(self) -> bool:
+        """Whether this lakehouse writes through a Spark Connect session (the embedded engine)."""
         return type(self.session).__module__.startswith("pyspark.sql.connect")
 
     def append(self, rows: Rows, table: str) -> None:

@@ -101,8 +101,10 @@ def can_isolate() -> tuple[bool, str]:
 
 
 def jar_settings(cache: Path | None = None) -> dict[str, str]:
-    """The spark.jars.* settings written by scripts/spark_jars.sh (resolve once per machine)."""
-    conf = (cache or smar_cache_dir() / "jars") / "spark-jars.conf"
+    """The jar settings every spark-submit passes, written by scripts/spark_jars.sh (resolved
+    once per machine): `--packages` through the machine's Ivy cache, the AWS SDK bundle on the
+    classpath (see the script)."""
+    conf = (cache or smar_cache_dir() / "jars") / "spark-submit.conf"
     if not conf.is_file():
         raise FileNotFoundError(f"{conf} is missing; run: bash {REPO_ROOT / 'scripts/spark_jars.sh'}")
     settings = {}

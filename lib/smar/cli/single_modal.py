@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Optional
 
 import typer
@@ -60,14 +61,18 @@ def train_single_modal_command(
 ) -> None:
     """Train the four single-modal rankers from clicks (step 1) and register them.
 
-    Training reads the tables through delta-rs and needs no Spark session."""
+    Training reads the tables through delta-rs and needs no Spark session; under spark-submit it
+    still opens one, because YARN's cluster mode fails an application whose driver never creates
+    a SparkContext."""
+    from smar.engine import launched_by_spark_submit
     from smar.single_modal.jobs import train_single_modal
 
     configure(warehouse, engine, verbose)
     settings = get_settings()
-    with console.status(f"training single-modal rankers on {', '.join(ds)}"):
+    with console.status(f"training single-modal rankers on {', '.join(ds)}"), contextlib.ExitStack() as stack:
+        lake = stack.enter_context(open_lakehouse("smar-train-single-modal")) if launched_by_spark_submit() else None
         summary = train_single_modal(
-            offline_lakehouse(), ds_list=list(ds), epochs=epochs,
+            lake or offline_lakehouse(), ds_list=list(ds), epochs=epochs,
             seed=settings.seed if seed is None else seed, device=device,
         )  # fmt: skip
     print_ranker_evaluations(summary)

@@ -35,7 +35,7 @@ from smar.ingest.generator import SizeName, generate_day
 from smar.ingest.qilin import land_qilin
 from smar.ingest.readers import LandedTable, land_driver_rows, read_input_files
 from smar.ingest.sources import InputFile, input_files, land_generated
-from smar.ingest.validation import validate_rows
+from smar.ingest.validation import ValidatedRows, validate_rows
 from smar.lake import LANDING_FOLDER, Lakehouse, remove_run_folder, to_pandas
 from smar.storage import files
 from smar.storage.uris import join, normalize_location
@@ -142,14 +142,17 @@ def ingest_tables(
     knows the day is incomplete.
     """
     folder = landing_folder(lake, ds, source)
+    # Classic Spark re-runs the read and the validation for every action (counts, rejects, the
+    # suite's sample, the writes): cache the checked rows there. (The embedded engine is left as it is.)
+    persist = not lake.is_connect_session()
+    validated: dict[str, ValidatedRows] = {}
     try:
         results: list[TableIngestResult] = []
-        validated = {}
         for table, parts in landed_tables.items():
             landed = land(spark, folder, parts, table=table)
             rows = validate_rows(
                 landed.frames, table, ds=ds, job=JOB_NAME, source=source,
-                existing_keys=_keys_from_other_sources(lake, table, ds, source_label),
+                existing_keys=_keys_from_other_sources(lake, table, ds, source_label), persist=persist,
             )  # fmt: skip
             landed_count = landed.landed
             rejected_count = rows.rejected.count()
@@ -213,6 +216,8 @@ def ingest_tables(
         )  # fmt: skip
         return results
     finally:
+        for rows in validated.values():
+            rows.release()
         remove_run_folder(folder, join(lake.settings.warehouse, LANDING_FOLDER))
 
 

@@ -18,6 +18,7 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -100,8 +101,16 @@ def _finite_or_none(value: float | None) -> float | None:
 
 
 def git_commit(directory: Path | None = None) -> str:
-    """`git rev-parse HEAD` of the checkout holding this code (or `directory`); "unknown" when
-    there is no git or no checkout."""
+    """The commit stamped into the wheel at package time (`smar/_commit.txt`, written by
+    scripts/package.sh), else `git rev-parse HEAD` of the checkout holding this code (or
+    `directory`); "unknown" when there is neither."""
+    if directory is None:
+        try:  # importlib.resources reads it from a zipped wheel on --py-files too
+            stamped = resources.files("smar").joinpath("_commit.txt").read_text().strip()
+        except (FileNotFoundError, OSError, NotADirectoryError):
+            stamped = ""
+        if stamped and stamped != "unknown":
+            return stamped
     where = directory or Path(__file__).resolve().parent
     try:
         result = subprocess.run(
