@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SIZE ?= demo
 DS ?= 2026-11-01
 
-.PHONY: venv lint demo test test-all bench airflow-demo package clean demo-s3 cluster-demo
+.PHONY: venv lint demo test test-all bench airflow-demo package clean demo-s3 cluster-demo label-studio-sdk test-label-studio label-studio-demo
 
 $(STAMP): requirements.txt constraints.txt lib/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,7 +33,7 @@ test: lint
 	$(BIN)/python -m pytest -q
 
 test-all: $(STAMP)
-	$(BIN)/python -m pytest -q -m "slow or not slow"
+	$(BIN)/python -m pytest -q -m "(slow or not slow) and not label_studio"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_ingest.py --size large
@@ -68,4 +68,24 @@ cluster-demo: $(STAMP)
 	$(BIN)/python scripts/cluster_demo.py --size $(CLUSTER_SIZE) --ds $(DS)
 
 clean:
-	rm -rf warehouse artifacts reports dist .pytest_cache
+	rm -rf warehouse artifacts reports dist .pytest_cache label_studio_demo
+
+# -- Label Studio (docs/annotation.md): the SDK as an optional extra of smar, the server in its own
+# venv (scripts/label_studio_venv.sh, ~/.cache/smar/label-studio-venv), never in .venv.
+LABEL_STUDIO_SDK_STAMP := $(VENV)/.label-studio-sdk
+
+$(LABEL_STUDIO_SDK_STAMP): $(STAMP) lib/pyproject.toml constraints.txt
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e './lib[label-studio]'
+	touch $(LABEL_STUDIO_SDK_STAMP)
+
+# The client `smar annotation push/simulate/pull` need (label-studio-sdk and its pins).
+label-studio-sdk: $(LABEL_STUDIO_SDK_STAMP)
+
+# The integration tests against a real server (marker label_studio; .ci/run's Label Studio lane).
+test-label-studio: $(LABEL_STUDIO_SDK_STAMP)
+	bash scripts/label_studio_venv.sh >/dev/null
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m label_studio tests/integration
+
+# A local server, the round trip on tiny data through it, the server stopped (SIZE=tiny by default).
+label-studio-demo: $(LABEL_STUDIO_SDK_STAMP)
+	DS=$(DS) SIZE=$(if $(filter file,$(origin SIZE)),tiny,$(SIZE)) bash scripts/label_studio_demo.sh

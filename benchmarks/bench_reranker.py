@@ -11,6 +11,14 @@ to the device.
 Prints one RESULT line and appends it to benchmarks/results/reranker.jsonl.
 
     .venv/bin/python benchmarks/bench_reranker.py [--pages 1024] [--epochs 3] [--device auto]
+
+`--compare-methods R` instead times whole training runs, each as one run end to end, of the
+old default `smar_pairwise` and of the default `smar_merge` in both its regimes: with 10% of the
+candidates labelled (a calibrated-merge teacher, pseudo-grades for every candidate, then the
+residual-merge student: two trainings) and with 100% (the residual merge alone). Every stage
+runs `--epochs` epochs (no early stopping), 0 workers; pages/s = epochs x pages / wall seconds
+of the whole run. The methods alternate (old, new, new, old, ...) R times on the same machine,
+and each one's median is reported with its ratio to the old default (the bar: within 2x).
 """
 
 from __future__ import annotations
@@ -18,11 +26,13 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import time
 
 import numpy as np
 import torch
 from _results import record_result  # benchmarks/ is on sys.path when run as a script
 
+from smar.reranker.merge_selection import train_selected_merge
 from smar.reranker.store import NUMERIC_FEATURE_NAMES, PageStore
 from smar.reranker.training import TrainingConfig, train_reranker
 
@@ -77,12 +87,50 @@ def measure(store: PageStore, *, workers: int, epochs: int, device: str) -> dict
     }
 
 
+def time_method(store: PageStore, method: str, *, epochs: int, device: str) -> float:
+    """Pages/s of one whole training run of `method` ("smar_pairwise", "smar_merge@10%",
+    "smar_merge@100%"): epochs x pages / wall seconds."""
+    config = TrainingConfig(epochs=epochs, patience=epochs, seed=SEED, device=device)
+    if method == "smar_merge@10%":
+        rng = np.random.default_rng(SEED)
+        store = store.with_labels(np.where(rng.random(store.n_items) < 0.1, store.labels, np.nan))
+    started = time.perf_counter()
+    if method == "smar_pairwise":
+        train_reranker(store, None, config.replace(objective="smar", intra_loss="pairwise_hinge"), progress=False)
+    else:
+        train_selected_merge(store, None, config, progress=False)
+    return epochs * store.n_pages / (time.perf_counter() - started)
+
+
+def compare_methods(store: PageStore, *, rounds: int, epochs: int, device: str) -> dict[str, object]:
+    """Median pages/s of the old default and of smar_merge's two regimes, alternating."""
+    methods = ("smar_pairwise", "smar_merge@10%", "smar_merge@100%")
+    samples: dict[str, list[float]] = {method: [] for method in methods}
+    for round_number in range(rounds):
+        for method in methods if round_number % 2 == 0 else methods[::-1]:
+            samples[method].append(round(time_method(store, method, epochs=epochs, device=device), 1))
+    medians = {method: float(np.median(values)) for method, values in samples.items()}
+    line: dict[str, object] = {f"{method}_pages_per_s": round(value, 1) for method, value in medians.items()}
+    line.update({f"{method}_samples": values for method, values in samples.items()})
+    for method in methods[1:]:
+        line[f"{method}_over_smar_pairwise"] = round(medians[method] / medians["smar_pairwise"], 3)
+    line["rounds"] = rounds
+    return line
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pages", type=int, default=1024)
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs (one more runs as warm-up)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--torch-threads", type=int, default=1, help="torch CPU threads (0: torch's default)")
+    parser.add_argument(
+        "--compare-methods",
+        type=int,
+        default=0,
+        metavar="R",
+        help="time whole runs of smar_pairwise and smar_merge, alternating R times (medians)",
+    )
     args = parser.parse_args()
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)
@@ -99,9 +147,13 @@ def main() -> None:
         "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
         "torch_threads": torch.get_num_threads(),
     }
-    for workers in (0, 2):
-        for name, value in measure(store, workers=workers, epochs=args.epochs, device=str(device)).items():
-            line[f"workers{workers}_{name}"] = value
+    if args.compare_methods:
+        line["benchmark"] = "reranker-training-methods"
+        line.update(compare_methods(store, rounds=args.compare_methods, epochs=args.epochs, device=str(device)))
+    else:
+        for workers in (0, 2):
+            for name, value in measure(store, workers=workers, epochs=args.epochs, device=str(device)).items():
+                line[f"workers{workers}_{name}"] = value
     line["machine"] = f"{platform.machine()} {os.cpu_count()} cores"
     record_result(line, "reranker")
 

@@ -21,6 +21,14 @@ Deployment settings (environment of the DAG processor and workers; defaults run 
 | `SMAR_SCORING_TASKS_PER_GPU` | concurrent scoring tasks sharing one GPU | `4` |
 | `SMAR_GPU_DISCOVERY_SCRIPT` | `spark.executor.resource.gpu.discoveryScript` | Spark's example script |
 | `SMAR_GPU_VENDOR` | `spark.executor.resource.gpu.vendor` (Kubernetes: `nvidia.com`) | none |
+| `SMAR_LABELS_FROM` | where page labels come from by default: `files` (exports dropped under `$SMAR_REPORTS/annotation/<ds>/`) or `label_studio` (daily_scoring pushes the tasks, page_labels pulls them) | `files` |
+
+The `label_studio` mode reads the server from the Airflow connection `label_studio_default`: its
+host is the server's base URL, its password the API token, e.g.
+`AIRFLOW_CONN_LABEL_STUDIO_DEFAULT='{"conn_type": "http", "host": "https://ls.example.org", "password": "<token>"}'`.
+The push and pull jobs get them as `LABEL_STUDIO_URL` / `LABEL_STUDIO_API_KEY` (`env_vars`; the
+token is a connection password, so Airflow masks it in logs), and their environment needs the extra
+`smar[label-studio]`.
 """
 
 from __future__ import annotations
@@ -273,6 +281,64 @@ def find_label_exports(root: str | Path, ds: str) -> list[str]:
     scheme = scheme_of(folder_uri)
     # ObjectStoragePath spells a remote file scheme://conn_id@bucket/key; the jobs read scheme://bucket/key.
     return sorted(display(f"{scheme}://{path.path}" if scheme != "file" else path.as_uri()) for path in found)
+
+
+# -- labels from a Label Studio server ----------------------------------------------------------------
+LABELS_FROM = ("files", "label_studio")
+DEFAULT_LABELS_FROM = os.environ.get("SMAR_LABELS_FROM", "").strip() or "files"
+LABEL_STUDIO_CONNECTION_ID = "label_studio_default"
+#: `env_vars` of the push and pull jobs: the server and token of the connection, rendered at run time.
+LABEL_STUDIO_ENV_VARS = {
+    "LABEL_STUDIO_URL": "{{ conn.label_studio_default.host }}",
+    "LABEL_STUDIO_API_KEY": "{{ conn.label_studio_default.password }}",
+}
+if DEFAULT_LABELS_FROM not in LABELS_FROM:
+    raise ValueError(f"SMAR_LABELS_FROM must be one of {LABELS_FROM}, got {DEFAULT_LABELS_FROM!r}")
+
+
+def _label_studio_get(url: str, token: str, path: str) -> Any:
+    """GET `path` of the Label Studio API with the standard library (the scheduler needs no SDK).
+    A personal access token (a JWT) is exchanged for an access token first; a legacy one is sent
+    as `Token <token>`. Never through a proxy: the server is the deployment's own."""
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    authorization = f"Token {token}"
+    if token.count(".") == 2:  # a JWT refresh token: what Label Studio's personal access tokens are
+        request = urllib.request.Request(
+            f"{url}/api/token/refresh", data=json.dumps({"refresh": token}).encode(), method="POST",
+            headers={"Content-Type": "application/json"},
+        )  # fmt: skip
+        with opener.open(request, timeout=30) as response:
+            authorization = f"Bearer {json.loads(response.read())['access']}"
+    request = urllib.request.Request(f"{url}{path}", headers={"Authorization": authorization})
+    with opener.open(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def label_studio_day_projects(url: str, token: str, ds: str) -> list[dict[str, Any]]:
+    """The projects `smar annotation push` made for day `ds` (default titles `smar <ds> <selection>`),
+    with their task counts: `tasks` and `finished` (tasks that received every annotation asked for)."""
+    from urllib.parse import quote
+
+    url = url.rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"connection {LABEL_STUDIO_CONNECTION_ID}: host must be the server's URL, got {url!r}")
+    found = _label_studio_get(url, token, f"/api/projects/?title={quote(f'smar {ds} ')}&page_size=100")
+    projects = found.get("results", found) if isinstance(found, dict) else found
+    return [
+        {"id": int(project["id"]), "title": project["title"], "tasks": int(project.get("task_number") or 0),
+         "finished": int(project.get("finished_task_number") or 0)}
+        for project in projects
+        if str(project.get("title", "")).startswith(f"smar {ds} ")
+    ]  # fmt: skip
+
+
+def annotations_finished(projects: Sequence[Mapping[str, Any]], min_finished_fraction: float = 1.0) -> bool:
+    """Whether the day's projects hold tasks and at least `min_finished_fraction` of them are finished."""
+    tasks = sum(int(project["tasks"]) for project in projects)
+    finished = sum(int(project["finished"]) for project in projects)
+    return tasks > 0 and finished >= min_finished_fraction * tasks
 
 
 def label_ingest_arguments(ds: str, files: Sequence[str]) -> list[list[str]]:

@@ -12,6 +12,10 @@ One day of search logs, from raw input to the pages annotators will judge
 3. **build_annotation_tasks**: one budgeted candidate page per query -> `silver.annotation_tasks`.
 4. **export_annotation_tasks**: Label Studio tasks, labeling config and CSV for annotators, under
    `$SMAR_REPORTS/annotation/<ds>/`; the tasks move to `exported`.
+5. **label_studio_enabled** / **push_annotation_tasks**: when `labels_from` is `label_studio`
+   (default `$SMAR_LABELS_FROM`), `smar annotation push` sends the day's tasks to the server of the
+   connection `label_studio_default` (one project per task slice, ids recorded in
+   `silver.annotation_tasks`); otherwise the push is skipped and the files are the hand-over.
 
 The day processed is `ds`, the run's logical date: the start of the daily data interval for
 scheduled runs and backfills, the given date for `airflow dags test daily_scoring <date>`.
@@ -28,11 +32,14 @@ from _common import (
     ANNOTATION_TASKS,
     BRONZE_SEARCH_LOGS,
     DEFAULT_ARGS,
+    DEFAULT_LABELS_FROM,
+    LABEL_STUDIO_ENV_VARS,
+    LABELS_FROM,
     SINGLE_MODAL_SCORES,
     START_DATE,
     spark_job,
 )
-from airflow.sdk import DAG, CronDataIntervalTimetable, Param, chain
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param, chain, task
 
 with DAG(
     dag_id="daily_scoring",
@@ -72,6 +79,11 @@ with DAG(
         "gpu_batch_size": Param(
             1024, type="integer", minimum=1, description="rows per model forward pass in the scoring UDF"
         ),
+        "labels_from": Param(
+            DEFAULT_LABELS_FROM,
+            enum=list(LABELS_FROM),
+            description="label_studio: also push the tasks to the server of connection label_studio_default",
+        ),
     },
 ) as dag:
     ingest_search_logs = spark_job(
@@ -108,4 +120,23 @@ with DAG(
         outlets=[ANNOTATION_TASKS],
         execution_timeout=timedelta(minutes=30),
     )
-    chain(ingest_search_logs, score_single_modal, build_annotation_tasks, export_annotation_tasks)
+
+    @task.short_circuit
+    def label_studio_enabled(params: dict | None = None) -> bool:
+        """Whether this run hands the tasks to a Label Studio server (else the push is skipped)."""
+        return (params or {}).get("labels_from") == "label_studio"
+
+    push_annotation_tasks = spark_job(
+        "push_annotation_tasks",
+        application_args=["--ds", "{{ ds }}"],
+        execution_timeout=timedelta(minutes=30),
+        env_vars=LABEL_STUDIO_ENV_VARS,
+    )
+    chain(
+        ingest_search_logs,
+        score_single_modal,
+        build_annotation_tasks,
+        export_annotation_tasks,
+        label_studio_enabled(),
+        push_annotation_tasks,
+    )

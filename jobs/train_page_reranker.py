@@ -3,7 +3,7 @@
 The same command as the CLI's, with the same options (`smar train-reranker --help`), so the two cannot
 drift:
 
-    spark-submit jobs/train_page_reranker.py --ds-start 2026-11-01 --ds-end 2026-11-03 --method smar_pairwise
+    spark-submit jobs/train_page_reranker.py --ds-start 2026-11-01 --ds-end 2026-11-03 --method smar_merge
 """
 
 import sys

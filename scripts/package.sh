@@ -17,6 +17,7 @@
 #   PYTHON=python3.11     interpreter the environment is built from
 #   PYTHON_PREFIX=/usr    prefix of Python 3.11 on the cluster's nodes (default: the building one)
 #   VENV_PACK=...         venv-pack binary (default: .venv/bin/venv-pack)
+#   EXTRAS=label-studio   also pack these extras of smar (comma-separated)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -58,6 +59,12 @@ rm -rf "$STAGING"
 # cluster replaces this line with its CUDA build of the same version.
 "$STAGING/bin/python" -m pip install --quiet "$(grep -E '^torch==' requirements.txt)"
 "$STAGING/bin/python" -m pip install --quiet -r "$DIST/requirements-cluster.txt" -c constraints.txt
+# Optional extras of smar (lib/pyproject.toml), e.g. EXTRAS=label-studio when the DAGs push to and
+# pull from a Label Studio server in cluster deploy mode (the driver then runs in this environment).
+if [ -n "${EXTRAS:-}" ]; then
+  "$STAGING/bin/python" -m pip install --quiet "./lib[$EXTRAS]" -c constraints.txt
+  "$STAGING/bin/python" -m pip uninstall --quiet --yes smar  # smar itself travels as the wheel (--py-files)
+fi
 "$STAGING/bin/python" -m pip check
 "$STAGING/bin/python" -m pip freeze > "$DIST/smar-env.lock.txt"
 rm -f "$ARCHIVE"

@@ -72,3 +72,24 @@ def test_expected_errors_exit_2_with_one_line_and_others_keep_their_traceback():
         with pytest.raises(type(bug)):
             with exit_codes():
                 raise bug
+
+
+def test_an_error_message_is_printed_as_written_brackets_included(capsys):
+    import pytest
+    import typer
+
+    from smar.cli.common import exit_codes
+    from smar.errors import MissingDependency, ServiceError
+
+    # Given errors whose text holds square brackets (an install command, a list of ids)
+    with pytest.raises(typer.Exit) as missing:
+        with exit_codes():
+            raise MissingDependency("run pip install 'smar[label-studio]' -c constraints.txt")
+    # Then the message keeps them (rich would read "[label-studio]" as markup), and a server
+    # that cannot be reached exits 69
+    assert missing.value.exit_code == 2
+    assert "pip install 'smar[label-studio]' -c constraints.txt" in capsys.readouterr().err
+    with pytest.raises(typer.Exit) as unavailable:
+        with exit_codes():
+            raise ServiceError("Label Studio import tasks: HTTP 503: ['down']")
+    assert unavailable.value.exit_code == 69 and "HTTP 503: ['down']" in capsys.readouterr().err

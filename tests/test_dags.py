@@ -40,11 +40,16 @@ EXPECTED_GRAPH = {
         "ingest_search_logs": {"score_single_modal"},
         "score_single_modal": {"build_annotation_tasks"},
         "build_annotation_tasks": {"export_annotation_tasks"},
-        "export_annotation_tasks": set(),
+        "export_annotation_tasks": {"label_studio_enabled"},
+        "label_studio_enabled": {"push_annotation_tasks"},
+        "push_annotation_tasks": set(),
     },
     "page_labels": {
+        "choose_label_source": {"wait_for_label_exports", "wait_for_annotations"},
         "wait_for_label_exports": {"ingest_page_labels"},
         "ingest_page_labels": {"annotation_cost"},
+        "wait_for_annotations": {"pull_annotations"},
+        "pull_annotations": {"annotation_cost"},
         "annotation_cost": set(),
     },
     "train_and_replay": {
@@ -61,7 +66,9 @@ SPARK_TASKS = {
     ("daily_scoring", "score_single_modal"): "score_single_modal",
     ("daily_scoring", "build_annotation_tasks"): "build_annotation_tasks",
     ("daily_scoring", "export_annotation_tasks"): "export_annotation_tasks",
+    ("daily_scoring", "push_annotation_tasks"): "push_annotation_tasks",
     ("page_labels", "ingest_page_labels"): "ingest_page_labels",
+    ("page_labels", "pull_annotations"): "pull_annotations",
     ("page_labels", "annotation_cost"): "annotation_cost",
     ("train_and_replay", "train_page_reranker"): "train_page_reranker",
     ("train_and_replay", "replay_evaluate"): "replay_evaluate",
@@ -202,6 +209,10 @@ def rendered_command(task, context: dict[str, Any]) -> list[str]:
     return task._get_hook()._build_spark_submit_command(task.application)
 
 
+#: What `{{ conn.<id>.<field> }}` reads when templates are rendered by hand.
+CONNECTIONS = {"label_studio_default": {"host": "http://ls.example:8080", "password": "t0ken"}}
+
+
 class FakeTaskInstance:
     """Just enough of a task instance for templates that pull XComs."""
 
@@ -306,7 +317,12 @@ def test_spark_submit_commands_built_by_the_provider_hook(dagbag) -> None:
     # Given each Spark task rendered for ds=2026-11-01 with its DAG's default params
     def context_for(dag_id: str) -> dict[str, Any]:
         xcoms = {"label_window": {"ds_start": "2026-10-26", "ds_end": DS}, "trained_run": "smar_pairwise-bna-s1-abc"}
-        return {"ds": DS, "params": dict(dagbag.dags[dag_id].params), "ti": FakeTaskInstance(xcoms)}
+        return {
+            "ds": DS,
+            "params": dict(dagbag.dags[dag_id].params),
+            "ti": FakeTaskInstance(xcoms),
+            "conn": CONNECTIONS,
+        }
 
     commands = {
         task_id: rendered_command(dagbag.dags[dag_id].get_task(task_id), context_for(dag_id))
@@ -324,11 +340,25 @@ def test_spark_submit_commands_built_by_the_provider_hook(dagbag) -> None:
     assert application_args(commands["build_annotation_tasks"]) == ["--ds", DS, "--strategy", "top", "--budget", "0.2"]
     assert application_args(commands["export_annotation_tasks"]) == ["--ds", DS]
     assert application_args(commands["annotation_cost"]) == ["--ds", DS]
+    # And the push and pull get the server and token of connection label_studio_default (env_vars)
+    for dag_id, task_id in (("daily_scoring", "push_annotation_tasks"), ("page_labels", "pull_annotations")):
+        assert application_args(commands[task_id]) == ["--ds", DS]
+        task = copy.deepcopy(dagbag.dags[dag_id].get_task(task_id))
+        task.render_template_fields(context_for(dag_id))
+        assert task.env_vars == {"LABEL_STUDIO_URL": "http://ls.example:8080", "LABEL_STUDIO_API_KEY": "t0ken"}
     assert application_args(commands["train_page_reranker"]) == [
-        "--ds-start", "2026-10-26", "--ds-end", DS, "--method", "smar_pairwise", "--epochs", "40"]  # fmt: skip
+        "--ds-start", "2026-10-26", "--ds-end", DS, "--method", "smar_merge", "--epochs", "40"]  # fmt: skip
     assert application_args(commands["replay_evaluate"]) == [
         "--candidate", "run:smar_pairwise-bna-s1-abc", "--control", "production",
         "--ds-start", "2026-10-26", "--ds-end", DS, "--n-resamples", "2000"]  # fmt: skip
+
+
+def test_train_and_replay_offers_the_trainable_methods_with_the_default_first(dagbag) -> None:
+    from smar.vocabulary import DEFAULT_RERANKER_METHOD, FUSION_METHODS, RERANKER_METHODS
+
+    param = dagbag.dags["train_and_replay"].params.get_param("method")
+    assert param.value == DEFAULT_RERANKER_METHOD
+    assert param.schema["enum"] == [method for method in RERANKER_METHODS if method not in FUSION_METHODS]
 
 
 def test_cluster_deployment_commands_carry_wheel_environment_and_gpus_for_scoring_only(airflow_home, common) -> None:
@@ -401,6 +431,60 @@ def test_label_exports_found_for_the_day_only(tmp_path: Path, common) -> None:
     assert found == [str(day / "annotations_simulated.json"), str(day / "labels_vendor.csv")]
     assert common.label_ingest_arguments(DS, found[:1]) == [["--ds", DS, "--path", found[0]]]
     assert common.find_label_exports(tmp_path, "2026-10-31") == []
+
+
+def test_the_label_studio_sensor_reads_the_days_projects_with_either_kind_of_token(common) -> None:
+    import http.server
+    import threading
+
+    # Given a stand-in Label Studio API: two projects of DS, one of another day, a JWT refresh endpoint
+    projects = [
+        {"id": 1, "title": f"smar {DS} top-b0.2-r0", "task_number": 10, "finished_task_number": 10},
+        {"id": 2, "title": f"smar {DS} full-b1-r0", "task_number": 4, "finished_task_number": 2},
+        {"id": 3, "title": "smar 2026-11-02 top-b0.2-r0", "task_number": 5, "finished_task_number": 0},
+    ]
+    seen: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *_: Any) -> None:
+            pass
+
+        def reply(self, body: Any) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_POST(self) -> None:
+            assert self.path == "/api/token/refresh"
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.reply({"access": "short-lived"})
+
+        def do_GET(self) -> None:
+            seen.append(self.headers["Authorization"])
+            from urllib.parse import parse_qs, urlparse
+
+            title = parse_qs(urlparse(self.path).query)["title"][0]
+            self.reply({"results": [project for project in projects if title in project["title"]]})
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        # When the sensor's check asks for DS with a legacy token and with a personal access token (JWT)
+        found = common.label_studio_day_projects(url, "legacy-token", DS)
+        again = common.label_studio_day_projects(url + "/", "header.payload.signature", DS)
+    finally:
+        server.shutdown()
+    # Then it sees exactly DS's projects, authenticating each token the way Label Studio expects
+    assert [project["id"] for project in found] == [1, 2] and found == again
+    assert seen == ["Token legacy-token", "Bearer short-lived"]
+    # And the day is done only once the wanted share of its tasks is finished (12 of 14 here)
+    assert not common.annotations_finished(found)
+    assert common.annotations_finished(found, 0.85) and not common.annotations_finished([], 0.5)
+    with pytest.raises(ValueError, match="server's URL"):
+        common.label_studio_day_projects("ls.example:8080", "token", DS)
 
 
 def test_latest_run_and_decision_are_picked_by_method_and_days(common) -> None:
@@ -507,7 +591,7 @@ def test_daily_scoring_then_labels_then_train_and_replay_end_to_end(dagbag, smar
     assert row_count(after, "gold.ab_decisions") == 1
     events = dict(asset_events(replay))
     assert events["gold.ab_decisions"]["decision"] in ("SHIP", "NO_SHIP", "INCONCLUSIVE")
-    assert events["gold.ab_decisions"]["candidate"].startswith("run:smar_pairwise-")
+    assert events["gold.ab_decisions"]["candidate"].startswith("run:smar_merge-")
     assert local_path(events["gold.ab_decisions"]["report_path"]).is_file()
 
 
@@ -531,6 +615,8 @@ def test_failing_job_fails_its_task_skips_the_rest_and_emits_no_asset_event(dagb
         "score_single_modal": "upstream_failed",
         "build_annotation_tasks": "upstream_failed",
         "export_annotation_tasks": "upstream_failed",
+        "label_studio_enabled": "upstream_failed",
+        "push_annotation_tasks": "upstream_failed",
     }
     output = capfd.readouterr()
     assert f"{missing}/{DS}: no such file or folder" in output.out + output.err

@@ -7,6 +7,7 @@ import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -237,3 +238,133 @@ def test_mounts_as_a_subcommand(trec_files: tuple[Path, Path]) -> None:
     # Then `eval` takes the options directly
     assert result.exit_code == 0, result.output
     assert float(parse_lines(result.stdout)[("map", "all")]) == pytest.approx((MAP_Q1 + MAP_Q2) / 2, abs=1e-4)
+
+
+# -- qrels that list only the relevant pairs ------------------------------------------------------
+# The same judgements as QRELS where every grade >= 1 becomes 1, written without a relevance column.
+LISTED = [("q1", "a"), ("q1", "c"), ("q2", "x"), ("q3", "z")]
+BINARY_QRELS = "".join(f"{q} 0 {d} 1\n" for q, d in LISTED)
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("pairs.csv", "qid,pid\n" + "".join(f"{q},{d}\n" for q, d in LISTED)),
+        ("pairs.tsv", "query_id\tdoc_id\n" + "".join(f"{q}\t{d}\n" for q, d in LISTED)),
+        ("pairs.txt", "".join(f"{q} {d}\n" for q, d in LISTED)),  # no header: two fields per line
+        ("pairs_tabs.txt", "".join(f"{q}\t{d}\n" for q, d in LISTED)),
+    ],
+)
+def test_qrels_without_a_relevance_column_count_every_listed_pair_as_relevant(tmp_path: Path, name, text) -> None:
+    run = write(tmp_path, "run.txt", RUN)
+    listed = write(tmp_path, name, text)
+    binary = write(tmp_path, "binary.txt", BINARY_QRELS)
+    arguments = ["--run", run, "-m", "map", "-m", "ndcg_cut_3", "-m", "recip_rank", "-q"]
+    # When evaluated against the pair list and against the same pairs with grade 1
+    from_pairs = invoke("--qrels", listed, *arguments)
+    from_binary = invoke("--qrels", binary, *arguments)
+    # Then both agree, and a warning says how the pairs were read
+    assert from_pairs.exit_code == 0, from_pairs.output
+    assert from_pairs.stdout == from_binary.stdout
+    assert "no relevance column; every listed (query, document) pair counts as relevant (grade 1)" in from_pairs.stderr
+    # q1 ranks a(1) b(0) c(1): AP = (1 + 2/3) / 2
+    assert float(parse_lines(from_pairs.stdout)[("map", "q1")]) == pytest.approx((1 + 2 / 3) / 2, abs=1e-4)
+
+
+def test_a_tsv_header_with_a_relevance_column_is_read(tmp_path: Path, trec_files: tuple[Path, Path]) -> None:
+    qrels_tsv = write(tmp_path, "qrels.tsv", "qid\tpid\trel\n" + "".join(
+        f"{q}\t{d}\t{r}\n" for q, _, d, r in (line.split() for line in QRELS.splitlines())))  # fmt: skip
+    arguments = ["--run", trec_files[1], "-m", "map", "-m", "ndcg", "-q"]
+    from_tsv = invoke("--qrels", qrels_tsv, *arguments)
+    assert from_tsv.exit_code == 0, from_tsv.output
+    assert from_tsv.stdout == invoke("--qrels", trec_files[0], *arguments).stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        (
+            "clicks.csv",
+            "qid,pid,clicks\nq1,a,3\n",
+            r"no relevance column .* other column\(s\) \['clicks'\]: which one is the grade",
+        ),
+        ("three.txt", "q1 a 1\nq1 b 0\n", r"3 whitespace-separated fields per line without a header is ambiguous"),
+        ("three.csv", "q1,a,1\n", r"3 CSV fields per line without a header is ambiguous"),
+        ("mixed.txt", "q1 a\nq1 0 b 1\n", r"mixed\.txt:2: expected 2 fields 'qid docid', got 4"),
+    ],
+)
+def test_ambiguous_qrels_are_refused_in_one_line(tmp_path: Path, name: str, text: str, message: str) -> None:
+    run = write(tmp_path, "run.txt", RUN)
+    result = invoke("--qrels", write(tmp_path, name, text), "--run", run)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("error: ")
+    assert re.search(message, result.stderr), result.stderr
+
+
+# -- --compare RUN_A RUN_B --------------------------------------------------------------------------
+# qrels: q1 relevant a, c; q2 relevant x. Run A ranks q1 a b c and q2 y x; run B ranks q1 c a b and q2 x y.
+COMPARE_QRELS = "q1 0 a 1\nq1 0 b 0\nq1 0 c 1\nq2 0 x 1\nq2 0 y 0\n"
+RUN_A = "q1 Q0 a 1 0.9 A\nq1 Q0 b 2 0.8 A\nq1 Q0 c 3 0.7 A\nq2 Q0 y 1 0.6 A\nq2 Q0 x 2 0.5 A\n"
+RUN_B = "q1 Q0 c 1 0.9 B\nq1 Q0 a 2 0.8 B\nq1 Q0 b 3 0.7 B\nq2 Q0 x 1 0.6 B\nq2 Q0 y 2 0.5 B\n"
+
+
+def test_compare_gives_paired_differences_a_randomisation_test_and_an_interval(tmp_path: Path) -> None:
+    qrels = write(tmp_path, "qrels.txt", COMPARE_QRELS)
+    run_a, run_b = write(tmp_path, "a.txt", RUN_A), write(tmp_path, "b.txt", RUN_B)
+    result = invoke("--qrels", qrels, "--compare", run_a, run_b, "-m", "map", "-m", "recip_rank", "-m", "num_q",
+                    "--format", "json", "-q")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    average_precision = document["measures"]["map"]
+    # By hand: AP(A) = q1 (1 + 2/3) / 2 = 5/6, q2 1/2; AP(B) = 1 and 1. Differences 1/6 and 1/2.
+    assert average_precision["a"] == pytest.approx((5 / 6 + 1 / 2) / 2)
+    assert average_precision["b"] == pytest.approx(1.0)
+    assert average_precision["delta"] == pytest.approx(1 / 3)
+    # Exact sign flips of (1/6, 1/2): |means| 1/3, 1/6, 1/6, 1/3 -> 2 of 4 as extreme as 1/3
+    assert average_precision["p_value"] == pytest.approx(0.5)
+    # Two queries: the bootstrap resamples (1/6, 1/6), (1/6, 1/2) or (1/2, 1/2): the interval spans their means
+    assert average_precision["ci_low"] == pytest.approx(1 / 6) and average_precision["ci_high"] == pytest.approx(0.5)
+    assert average_precision["n_queries"] == 2
+    # recip_rank: differences 0 and 1/2; every sign vector gives |mean| 1/4: p = 1
+    assert document["measures"]["recip_rank"]["delta"] == pytest.approx(0.25)
+    assert document["measures"]["recip_rank"]["p_value"] == pytest.approx(1.0)
+    # count measures are totals, not compared (and said so)
+    assert "num_q" not in document["measures"]
+    assert any("count measures ['num_q']" in warning for warning in document["warnings"])
+    per_query = {(row["measure"], row["query_id"]): row["delta"] for row in document["per_query"]}
+    assert per_query[("map", "q1")] == pytest.approx(1 / 6) and per_query[("map", "q2")] == pytest.approx(0.5)
+
+
+def test_compare_trec_lines(tmp_path: Path) -> None:
+    qrels = write(tmp_path, "qrels.txt", COMPARE_QRELS)
+    run_a, run_b = write(tmp_path, "a.txt", RUN_A), write(tmp_path, "b.txt", RUN_B)
+    result = invoke("--qrels", qrels, "--compare", run_a, run_b, "-m", "map")
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stdout.splitlines() if not line.startswith("#")]
+    assert lines[0].split("\t") == [f"{'measure':<22}", "A", "B", "delta", "ci_low", "ci_high", "p", "queries"]
+    assert lines[1].split("\t") == [f"{'map':<22}", "0.6667", "1.0000", "+0.3333", "+0.1667", "+0.5000", "0.5000", "2"]
+    # the same run twice: no difference, p = 1
+    same = invoke("--qrels", qrels, "--compare", run_a, run_a, "-m", "map")
+    assert same.stdout.splitlines()[-1].split("\t")[3:7] == ["+0.0000", "+0.0000", "+0.0000", "1.0000"]
+
+
+def test_compare_needs_exactly_one_of_run_and_compare(tmp_path: Path) -> None:
+    qrels = write(tmp_path, "qrels.txt", COMPARE_QRELS)
+    run_a = write(tmp_path, "a.txt", RUN_A)
+    both = invoke("--qrels", qrels, "--run", run_a, "--compare", run_a, run_a)
+    neither = invoke("--qrels", qrels)
+    for result in (both, neither):
+        assert result.exit_code == 2 and "either --run RUN or --compare RUN_A RUN_B" in result.stderr
+
+
+def test_randomisation_test_by_hand() -> None:
+    from smar.metrics.comparison import paired_randomisation_test
+
+    # three equal differences: of the 8 sign vectors only all-plus and all-minus reach |mean| 0.5
+    assert paired_randomisation_test([0.5, 0.5, 0.5]) == pytest.approx(2 / 8)
+    assert paired_randomisation_test([0.0, 0.0]) == 1.0 and paired_randomisation_test([]) == 1.0
+    # 20 queries: random sign flips, never exactly 0 (1 + count) / (1 + n)
+    assert paired_randomisation_test([0.1] * 20, n_resamples=999, seed=1) == pytest.approx(1 / 1000)
+    noise = np.random.default_rng(0).normal(size=30)
+    assert 0.05 < paired_randomisation_test(noise - noise.mean(), n_resamples=2000) <= 1.0

@@ -162,3 +162,31 @@ def test_an_empty_rewrite_of_a_nested_slice_clears_it(spark, lake):
     lake.overwrite_slice(frame, "bronze.items", {"ds": "2026-11-01", "source": "generator"})
     lake.overwrite_slice(frame.limit(0), "bronze.items", {"ds": "2026-11-01", "source": "generator"})
     assert lake.read("bronze.items").count() == 0
+
+
+def test_update_columns_sets_a_value_per_key_within_the_slice_and_commits_nothing_unchanged(spark, lake):
+    # Given two days of tasks (nested items) in silver.annotation_tasks
+    item = {"item_id": "i", "modality": "web", "title": "t", "body": "b", "single_modal_rank": 1, "display_position": 1}
+    rows = [
+        {"ds": ds, "task_id": f"{ds}/{n}", "page_id": f"p{n}", "query_id": "q", "query_text": "x", "items": [item],
+         "strategy": "top", "round": 0, "budget": 0.2, "status": "open"}
+        for ds in ("2026-11-01", "2026-11-02") for n in (1, 2)
+    ]  # fmt: skip
+    lake.overwrite_slice(rows[:2], "silver.annotation_tasks", {"ds": "2026-11-01"})
+    lake.overwrite_slice(rows[2:], "silver.annotation_tasks", {"ds": "2026-11-02"})
+    version = lake.version("silver.annotation_tasks")
+    ids = [
+        {"task_id": "2026-11-01/1", "label_studio_project_id": 7, "label_studio_task_id": 101},
+        {"task_id": "2026-11-01/2", "label_studio_project_id": 7, "label_studio_task_id": 102},
+        {"task_id": "2026-11-02/1", "label_studio_project_id": 7, "label_studio_task_id": 103},  # outside `where`
+        {"task_id": "nowhere", "label_studio_project_id": 7, "label_studio_task_id": 104},  # no such row
+    ]
+    columns = ["label_studio_project_id", "label_studio_task_id"]
+    # When each key's values are set on the day 2026-11-01, twice
+    changed = lake.update_columns(ids, "silver.annotation_tasks", columns=columns, where={"ds": "2026-11-01"})
+    again = lake.update_columns(ids, "silver.annotation_tasks", columns=columns, where={"ds": "2026-11-01"})
+    # Then exactly that day's matching rows changed, in one commit, and the rerun committed nothing
+    stored = {row["task_id"]: row for row in lake.read_arrow("silver.annotation_tasks").to_pylist()}
+    assert (changed, again) == (2, 0) and lake.version("silver.annotation_tasks") == version + 1
+    assert [stored[key]["label_studio_task_id"] for key in sorted(stored)] == [101, 102, None, None]
+    assert len(stored) == 4 and stored["2026-11-01/1"]["items"][0]["item_id"] == "i"

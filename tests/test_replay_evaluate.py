@@ -1,4 +1,4 @@
-"""Replay metrics per query (smar.replay.evaluate) on a hand-made log, against the NumPy reference."""
+"""Replay metrics per query (smar.replay.per_query) on a hand-made log, against the NumPy reference."""
 
 from __future__ import annotations
 
@@ -7,16 +7,13 @@ import pandas as pd
 import pytest
 
 from smar.metrics import cross_modal_pair_counts, modality_exposure_share, ndcg_at, per_modality_ndcg
-from smar.replay.clicks import click_estimates_by_query, position_variation
 from smar.replay.inputs import NamedRanking, build_replay_inputs, ranking_name
 from smar.replay.measures import MetricConfig
 from smar.replay.per_query import cross_modal_pairs_by_query, exposure_by_query, ndcg_by_query
 from smar.splits import SPLITS
-from smar.vocabulary import CLICKS_IPS, CLICKS_SNIPS
 
 DS = "2026-11-01"
 # Pages: (request_id, query_id, [(item_id, modality, grade, clicked), ...] in logged order).
-# Request r2 shows qa's items in another order, so the click model sees items move.
 PAGES = [
     ("r1", "qa", [("w1", "web", 3, 1), ("i1", "image", 4, 0), ("w2", "web", 0, 0), ("v1", "video", 2, 1),
                   ("i2", "image", 1, 0), ("w3", "web", 2, 0)]),
@@ -186,56 +183,6 @@ def test_exposure_and_position_shares_match_the_numpy_reference(replay_inputs) -
     assert at_top.loc["image", "candidate_numerator"] == 1.0  # candidate puts i3 (0.9) first
 
 
-def test_click_estimates_equal_observed_clicks_when_the_order_is_kept(spark, lake) -> None:
-    # Given a log where qa's items move between requests (the click model is identifiable)
-    frame = impressions_frame()
-    write_log(spark, lake, frame)
-    # When production is replayed against itself
-    inputs = build_replay_inputs(spark, lake, control="production", candidate="production", ds_start=DS, ds_end=DS,
-                                 config=CONFIG)  # fmt: skip
-    rows, model = click_estimates_by_query(inputs.impressions, CONFIG)
-    # Then every weight is 1: IPS and SNIPS are the observed clicks in the top 2 per page
-    assert model.propensity_source == "position_based_model" and model.skipped_reason is None
-    observed = (
-        frame[frame["position"] <= 2].groupby("query_id")["clicked"].sum()
-        / frame.groupby("query_id")["request_id"].nunique()
-    )
-    for source in (CLICKS_IPS, CLICKS_SNIPS):
-        got = rows[rows["label_source"] == source].set_index("query_id")
-        for query_id, value in observed.items():
-            assert got.loc[query_id, "control_numerator"] == pytest.approx(value)
-            assert got.loc[query_id, "candidate_numerator"] == pytest.approx(value)
-
-
-def test_logged_propensities_use_the_item_position_model(spark, lake) -> None:
-    # Given every impression logged with propensity 0.5
-    frame = impressions_frame(logging_propensity=0.5)
-    write_log(spark, lake, frame)
-    inputs = build_replay_inputs(spark, lake, control="production", candidate=candidate_ranking(spark, frame),
-                                 ds_start=DS, ds_end=DS, config=CONFIG)  # fmt: skip
-    rows, model = click_estimates_by_query(inputs.impressions, CONFIG)
-    assert model.propensity_source == "logged"
-    got = rows[(rows["label_source"] == CLICKS_IPS)].set_index("query_id")
-    # qb (one page): the candidate keeps no item of the top 2 at its logged position (i3 moves to 1,
-    # v2 to 2), so its IPS is 0; the control keeps them all: clicks in top 2 (a1) / 0.5 = 2.
-    assert got.loc["qb", "control_numerator"] == pytest.approx(2.0)
-    assert got.loc["qb", "candidate_numerator"] == pytest.approx(0.0)
-    # qa (two pages): the candidate keeps only r2's i1 at position 1 (clicked): 1 / 0.5 / 2 pages
-    assert got.loc["qa", "candidate_numerator"] == pytest.approx(1.0)
-
-
-def test_click_estimates_are_skipped_when_no_item_ever_moved(spark, lake) -> None:
-    # Given a log where every (query, item) is always at the same position (r2 dropped)
-    frame = impressions_frame().query("request_id != 'r2'")
-    assert position_variation(frame["query_id"], frame["item_id"], frame["position"]) == 0.0
-    write_log(spark, lake, frame)
-    inputs = build_replay_inputs(spark, lake, control="production", candidate="production", ds_start=DS, ds_end=DS,
-                                 config=CONFIG)  # fmt: skip
-    rows, model = click_estimates_by_query(inputs.impressions, CONFIG)
-    assert rows.empty
-    assert "cannot separate position bias" in model.skipped_reason
-
-
 def test_unscored_pages_are_counted_then_refused_above_the_limit(spark, lake) -> None:
     # Given a candidate that does not score one impression of r3
     frame = impressions_frame()
@@ -278,38 +225,6 @@ def test_default_scope_is_the_held_out_split(spark, lake) -> None:
                                  config=MetricConfig())  # fmt: skip
     # Then only qb's page is replayed
     assert set(inputs.impressions["query_id"]) == {"qb"} and inputs.n_pages == 1
-
-
-def test_click_estimates_need_an_examination_estimate_for_every_rank_used() -> None:
-    # Given pages logged with a gap (positions 1, 2, 5): a ranking's rank 3 was never shown
-    impressions = pd.DataFrame({
-        "ds": DS, "request_id": ["p1"] * 3 + ["p2"] * 3, "query_id": "q", "item_id": ["a", "b", "c", "b", "a", "c"],
-        "position": [1, 2, 5, 1, 2, 5], "clicked": [1, 0, 1, 1, 1, 0], "logging_propensity": None,
-        "control_rank": [1, 2, 3, 1, 2, 3], "candidate_rank": [3, 2, 1, 3, 2, 1],
-    })  # fmt: skip
-    # When the click estimates are computed, Then they are skipped, naming the position
-    rows, model = click_estimates_by_query(impressions, CONFIG)
-    assert rows.empty and "positions [3] (never shown" in model.skipped_reason
-
-
-def test_click_weights_are_clipped_where_examination_is_tiny() -> None:
-    # Given position 3 never clicked, so its examination estimate is nearly 0
-    impressions = pd.DataFrame({
-        "ds": DS, "request_id": ["p1"] * 3 + ["p2"] * 3, "query_id": "q", "item_id": ["a", "b", "c", "b", "a", "c"],
-        "position": [1, 2, 3, 1, 2, 3], "clicked": [1, 0, 0, 1, 1, 0], "logging_propensity": None,
-        "control_rank": [1, 2, 3, 1, 2, 3], "candidate_rank": [3, 2, 1, 3, 2, 1],
-    })  # fmt: skip
-    rows, model = click_estimates_by_query(impressions, CONFIG)
-    assert model.examination[2] < 0.01
-    snips_rows = rows[rows["label_source"] == CLICKS_SNIPS].iloc[0]
-    # Then the control (logged order, weights 1) is the observed clicks in the top 2 per page: (1 + 2) / 2
-    assert snips_rows["control_numerator"] == pytest.approx(1.5)
-    # and the candidate's SNIPS stays finite: c's weight (gamma_1 / gamma_3) is clipped at 20,
-    # so its unclicked rows cannot drown the estimate (unclipped it would be ~1000 per row)
-    clipped = snips_rows["candidate_numerator"]
-    unclipped_rows, _ = click_estimates_by_query(impressions, CONFIG.model_copy(update={"max_importance_weight": 1e9}))
-    unclipped = unclipped_rows[unclipped_rows["label_source"] == CLICKS_SNIPS].iloc[0]["candidate_numerator"]
-    assert np.isfinite(clipped) and clipped > 10 * unclipped
 
 
 def test_a_registered_run_is_scored_by_the_reranker_lazily(spark, lake, monkeypatch) -> None:

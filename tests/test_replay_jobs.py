@@ -124,6 +124,35 @@ def test_a_modality_guardrail_breach_flips_the_decision(spark, demo) -> None:
     )  # fmt: skip
 
 
+def test_click_estimates_cover_the_truth_and_record_their_curve(demo, oracle_run) -> None:
+    metrics = read_replay_metrics(demo.lake, oracle_run.run_id)
+    clicks = metrics[metrics["metric"] == "clicks"].set_index(["label_source", "k"])
+    truth = clicks.loc[("oracle_clicks", 5)]
+    ips = clicks.loc[("clicks_pbm_ips", 5)]
+    # The truth-sorted candidate really gains clicks; IPS on the curve from randomised traffic sees it
+    assert truth["delta"] > 0.3
+    assert bool(ips["reliable"]) and pd.isna(ips["unreliable_reason"])
+    assert ips["ci_low"] <= truth["delta"] <= ips["ci_high"] and ips["ci_low"] > 0
+    # Every row with a finite interval has its minimum detectable effect (PNR intervals may be infinite)
+    finite = np.isfinite(metrics["ci_low"].astype(float)) & np.isfinite(metrics["ci_high"].astype(float))
+    assert ips["mde"] > 0 and metrics.loc[finite, "mde"].notna().all()
+    # Label metrics are reliable by definition; click rows name the curve they divided by
+    assert metrics.loc[metrics["metric"] != "clicks", "reliable"].all()
+    assert metrics.loc[metrics["metric"] != "clicks", "click_propensities_version"].isna().all()
+    version = ips["click_propensities_version"]
+    assert version.startswith("prop-") and clicks.loc[("oracle_clicks", 5), "click_propensities_version"] == version
+    curve = demo.lake.read_arrow("gold.click_propensities", filters=[("curve_version", "=", version)]).to_pandas()
+    assert sorted(curve["position"]) == list(range(1, 33))
+    first = curve.set_index("position").loc[1]
+    assert first["examination"] == 1.0 and first["ds_start"] == first["ds_end"] == DS
+    assert (curve["ci_low"] <= curve["examination"] + 1e-12).all() and (
+        curve["examination"] <= curve["ci_high"] + 1e-12
+    ).all()
+    # The doubly robust estimator is computed, and its own gates mark it unreliable at this scale
+    assert not bool(clicks.loc[("clicks_iidr", 5), "reliable"])
+    assert "outside [0, k]" in clicks.loc[("clicks_iidr", 5), "unreliable_reason"]
+
+
 def test_tables_are_idempotent_per_run_id(spark, demo, oracle_run) -> None:
     # Given the truth-sorted replay already written
     def stored(table: str) -> pd.DataFrame:
@@ -169,8 +198,8 @@ def test_report_renders_with_its_images_and_the_table_numbers(demo, oracle_run, 
     html = local_path(oracle_run.report_html).read_text(encoding="utf-8")
     parser = _Images()
     parser.feed(html)
-    # Every <img> points at a PNG next to the page (four plots)
-    assert len(parser.sources) == 4
+    # Every <img> points at a PNG next to the page (five plots, the click examination curve last)
+    assert len(parser.sources) == 5 and parser.sources[-1] == "click_propensities.png"
     for source in parser.sources:
         path = local_path(oracle_run.report_html).parent / source
         assert path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and _is_png(path), source
@@ -185,6 +214,19 @@ def test_report_renders_with_its_images_and_the_table_numbers(demo, oracle_run, 
         assert expected in html, row.to_dict()
         assert " | ".join(cells) in markdown
     assert oracle_run.decision in html and "SHIP" in markdown
+    # The click section: the curve with its band, every gate, the MDE column and the truth
+    for text in (
+        "## Click estimates",
+        "Examination curve prop-",
+        "bootstrap band",
+        "### Sanity gates",
+        "| propensity | PASS |",
+        "| aa[clicks_pbm_ips@5] | PASS |",
+        "covers the truth",
+        "oracle_clicks",
+    ):
+        assert text in markdown, text  # fmt: skip
+    assert "<th>MDE</th>" in html and "Sanity gates" in html
 
     if not CHROMIUM.exists():
         pytest.skip("/usr/bin/chromium not installed (apt-get install chromium): page screenshot not taken")
@@ -229,6 +271,9 @@ def test_replay_command_refuses_bad_input_before_starting_an_engine() -> None:
     bad_method = runner.invoke(app, ["replay", "--candidate", "production", "--ds-start", DS,
                                      "--bootstrap-method", "jackknife"])  # fmt: skip
     assert bad_method.exit_code == 2 and "method" in bad_method.output
+    no_window = runner.invoke(app, ["replay", "--candidate", "production", "--ds-start", DS,
+                                    "--propensity-window-days", "0"])  # fmt: skip
+    assert no_window.exit_code == 2 and "propensity_window_days" in no_window.output
 
 
 def test_the_analysts_querybuilder_example_runs(demo, oracle_run, monkeypatch) -> None:

@@ -18,14 +18,8 @@ from smar.reranker.baselines import (
     train_lightgbm,
 )
 from smar.reranker.store import MODALITY_INDEX
-from smar.reranker.sweep import (
-    SweepConfig,
-    aggregate_sweep,
-    headline_comparisons,
-    mean_and_interval,
-    plot_sweep,
-    sweep_plan,
-)
+from smar.reranker.sweep import SweepConfig, sweep_plan
+from smar.reranker.sweep_report import aggregate_sweep, headline_comparisons, mean_and_interval, plot_sweep
 from smar.reranker.training import mean_ndcg
 from tests.reranker_helpers import synthetic_store
 

@@ -122,9 +122,10 @@ def test_training_registers_the_run_with_its_input_versions(spark, tiny_lake):
     assert (runs["run_id"] == summary.run_id).sum() == 1
 
 
-@pytest.mark.parametrize("method", ["smar_listwise", "lightgbm", "fusion_interleave"])
+@pytest.mark.parametrize("method", ["smar_merge", "smar_listwise", "lightgbm", "gbdt_smar", "fusion_interleave"])
 def test_score_logged_pages_returns_one_row_per_impression(spark, tiny_lake, method):
-    # Given a registered run (neural, LightGBM or fusion)
+    # Given a registered run (the default smar_merge, the free-form reranker, LightGBM, the GBDT
+    # with the SMAR objective, or a fusion)
     summary = train_page_reranker(
         spark,
         tiny_lake,
@@ -156,6 +157,32 @@ def test_score_logged_pages_returns_one_row_per_impression(spark, tiny_lake, met
     assert (merged["item_id"] == merged["item_id_logged"]).all()
     assert (merged["modality"] == merged["modality_logged"]).all()
     assert np.isfinite(scored["score"]).all()
+    if method == "smar_merge":  # half of the training candidates are labelled: the residual merge
+        record = load_run(tiny_lake, summary.run_id)
+        assert record.validation_metrics["merge_candidate"] == "residual_merge"
+        assert set(record.hyperparameters) == {"teacher", "student", "residual_from"}
+
+
+def test_the_default_method_is_smar_merge_and_self_trains_below_half_the_labels(spark, tiny_lake):
+    # Given a budget of 20% of the annotated labels (top of each list)
+    summary = train_page_reranker(
+        spark,
+        tiny_lake,
+        ds_start=DS,
+        ds_end=DS,
+        budget=0.2,
+        seed=0,
+        config=TINY,
+        progress=False,
+        encoder_name=HASH_ENCODER_NAME,
+    )
+    # Then the default method ran its self-trained regime, and the teacher's checkpoint is kept
+    record = load_run(tiny_lake, summary.run_id)
+    assert summary.method == "smar_merge" and summary.run_id.startswith("smar_merge-")
+    assert record.validation_metrics["merge_candidate"] == "self_trained_residual"
+    assert record.validation_metrics["merge_labelled_fraction"] < 0.5
+    artifact = local_path(record.artifact_path)
+    assert (artifact / "checkpoint" / "teacher" / "checkpoint.pt").is_file()
 
 
 def test_budget_sweep_writes_its_table_and_plot_idempotently(spark, tiny_lake):
@@ -184,7 +211,19 @@ def test_budget_sweep_writes_its_table_and_plot_idempotently(spark, tiny_lake):
     plot = local_path(summary.plot_path)
     assert plot.is_file() and plot.parent == local_path(tiny_lake.settings.reports) / "sweep"
     assert local_path(summary.summary_path).is_file()
-    assert set(summary.aggregate["seeds"]) == {2}
+    trained = summary.aggregate[summary.aggregate["method"] != "merge_ceiling"]
+    assert set(trained["seeds"]) == {2}
+    # the merge ceiling is reported per label source, above every method, with a bootstrap interval
+    ceiling = summary.aggregate[summary.aggregate["method"] == "merge_ceiling"].set_index("label_source")
+    assert set(ceiling.index) == {"oracle", "page_labels"}
+    for source, group in trained.groupby("label_source"):
+        assert ceiling.loc[source, "ndcg_at_10"] >= group["ndcg_at_10"].max() - 1e-9
+        assert ceiling.loc[source, "ci_low"] <= ceiling.loc[source, "ndcg_at_10"] <= ceiling.loc[source, "ci_high"]
+    # every run's per-query NDCG@10 is kept, and the intervals are resampled over queries and seeds
+    per_query = pd.read_csv(local_path(summary.summary_path).parent / "test-sweep_per_query.csv")
+    assert per_query["query_id"].nunique() == table["test_queries"].iloc[0]
+    assert "paired_bootstrap_over_queries_and_seeds" in summary.comparisons["oracle"]
+    assert (trained["ci_low"] <= trained["ndcg_at_10"] + 1e-12).all()
     # the simulated labels cover every candidate at 100%: sft trained on all of them
     sft = table[(table["method"] == "sft")]
     assert (sft["train_labelled_fraction"] == 1.0).all()
@@ -198,3 +237,27 @@ def test_budget_sweep_writes_its_table_and_plot_idempotently(spark, tiny_lake):
         again.sort_values(key)["ndcg_at_10"].reset_index(drop=True),
         table.sort_values(key)["ndcg_at_10"].reset_index(drop=True),
     )
+
+
+# Last in the module: it adds the noisy team's labels to the shared tiny lake.
+def test_noisy_simulated_labels_come_from_the_annotator_model(spark, tiny_lake):
+    # Given the simulated team with noise and disagreement on every candidate
+    from smar.reranker.sweep import simulated_team, write_simulated_page_labels
+
+    config = SweepConfig(ds_start=DS, ds_end=DS, label_noise=0.3, label_disagreement=0.3)
+    team = simulated_team(config)
+    written = write_simulated_page_labels(
+        spark, tiny_lake, ds_values=[DS], noise=0.3, disagreement=0.3, team=team, seed=config.label_seed
+    )
+
+    # Then two annotators grade every candidate, grades stay in 0..4, and some differ from the truth
+    labels = tiny_lake.read_arrow("silver.page_labels").to_pandas()
+    labels = labels[labels["annotator"].isin(team)]
+    assert written == len(labels) and set(labels["annotator"]) == set(team)
+    assert labels["grade"].between(0, 4).all()
+    truth = tiny_lake.read_arrow("truth.relevance").to_pandas()
+    merged = labels.merge(truth, on=["ds", "query_id", "item_id"], suffixes=("", "_true"))
+    assert 0.05 < (merged["grade"] != merged["grade_true"]).mean() < 0.8
+    # and the sweep reads exactly that team's labels
+    assert config.label_annotators() == team
+    assert SweepConfig(ds_start=DS, ds_end=DS).label_annotators() == ("simulated-oracle",)

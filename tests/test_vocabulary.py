@@ -35,6 +35,9 @@ def test_strategies_statuses_decisions_and_label_sources_match_the_contracts() -
     assert allowed("silver.annotation_tasks", "status") == list(vocabulary.TASK_STATUSES)
     assert allowed("gold.ab_decisions", "decision") == list(vocabulary.DECISIONS)
     assert allowed("gold.budget_sweep", "label_source") == list(vocabulary.SWEEP_LABEL_SOURCES)
+    assert allowed("gold.replay_metrics", "label_source") == list(vocabulary.REPLAY_LABEL_SOURCES)
+    assert allowed("gold.click_propensities", "method") == list(vocabulary.PROPENSITY_METHODS)
+    assert allowed("gold.click_propensities", "identification") == list(vocabulary.EXPLORATION_IDENTIFICATIONS)
 
 
 def test_grade_range_matches_the_page_labels_contract_and_the_rubric() -> None:

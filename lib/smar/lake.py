@@ -11,7 +11,6 @@ never rely on `txnAppId`.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import random
 import re
@@ -25,13 +24,14 @@ from typing import Any, Union
 import pandas as pd
 import pyarrow as pa
 from deltalake import DeltaTable
-from pyspark.sql import Column as SparkColumn
+from deltalake.schema import Field as DeltaField
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from smar.config import SmarSettings, get_settings
-from smar.contracts import Contract, all_tables, load_contract
+from smar.contracts import all_tables, load_contract
 from smar.errors import ConcurrentWriteError, MissingInput
+from smar.frames import conform
 from smar.storage import files
 from smar.storage.settings import storage_settings_from_env
 from smar.storage.uris import engine_location, is_local, join, local_path
@@ -102,59 +102,10 @@ def is_commit_conflict(error: BaseException) -> bool:
     return bool(_COMMIT_CONFLICT.search(f"{type(error).__name__}: {error}"))
 
 
-def content_fingerprint(*frames: pd.DataFrame) -> str:
-    """sha256 of the frames' rows (column names and values, in the given order): what a run
-    read, independent of Delta versions, which every rewrite bumps even with the same rows."""
-    digest = hashlib.sha256()
-    for frame in frames:
-        digest.update(repr(list(frame.columns)).encode("utf-8"))
-        digest.update(pd.util.hash_pandas_object(frame.astype(str), index=False).to_numpy().tobytes())
-    return digest.hexdigest()
-
-
-def to_pandas(frame: DataFrame) -> pd.DataFrame:
-    """`frame` collected as pandas: for per-query or per-page aggregates, never a day of rows."""
-    collected: pd.DataFrame = frame.toPandas()
-    return collected
-
-
 def changed_condition(values: Mapping[str, Any], *, alias: str = "") -> str:
     """SQL that is true where some column differs from its value (null-safe): `NOT (a <=> 'x') OR ...`."""
     prefix = f"{alias}." if alias else ""
     return " OR ".join(f"NOT ({prefix}`{column}` <=> {sql_literal(value)})" for column, value in values.items())
-
-
-def conform(frame: DataFrame, contract: Contract) -> DataFrame:
-    """Select exactly the contract's columns, in its order, cast to its types.
-
-    Missing optional columns become typed nulls; a missing required column is an error, because a
-    writer that forgets a key is a bug, not bad input.
-    """
-    present = set(frame.columns)
-    types = {field.name: field.dataType.simpleString() for field in frame.schema.fields}
-    selected: list[SparkColumn] = []
-    for column in contract.columns:
-        if column.name in present and types[column.name] == _spark_type_string(column.type):
-            # Already the contract's type: a no-op cast would still stamp field metadata on nested
-            # types, which the embedded engine then refuses to union with the table's own schema.
-            selected.append(F.col(column.name).alias(column.name))
-        elif column.name in present:
-            selected.append(F.col(column.name).cast(column.type).alias(column.name))
-        elif column.required:
-            raise ValueError(
-                f"cannot write {contract.table}: required column {column.name!r} is missing "
-                f"(frame has {sorted(present)})"
-            )
-        else:
-            selected.append(F.lit(None).cast(column.type).alias(column.name))
-    return frame.select(*selected)
-
-
-def _spark_type_string(contract_type: str) -> str:
-    """A contract type in Spark's `simpleString` spelling (long -> bigint, integer -> int, ...)."""
-    from pyspark.sql.types import _parse_datatype_string
-
-    return str(_parse_datatype_string(contract_type).simpleString())
 
 
 @dataclass(frozen=True)
@@ -197,12 +148,14 @@ class Lakehouse:
         return open_delta_table(self.table_uri(table), version)
 
     def ensure_table(self, table: str) -> None:
-        """Create an empty Delta table from the contract if it does not exist yet.
+        """Create an empty Delta table from the contract if it does not exist yet; add to an
+        existing one the optional columns its contract gained since (`add_missing_columns`).
 
         The embedded engine cannot `replaceWhere` into a table that has no commit yet, and an
         empty first write must still leave a readable table with the right schema.
         """
         if self.exists(table):
+            self.add_missing_columns(table)
             return
         contract = load_contract(table)
         if is_local(self.table_uri(table)):
@@ -215,6 +168,33 @@ class Lakehouse:
             writer = writer.partitionBy(*contract.partition_by)
         writer.save(self.uri(table))
         log.info("created %s at %s", table, self.uri(table))
+
+    def add_missing_columns(self, table: str) -> list[str]:
+        """Add the contract's optional columns that the existing table lacks; return their names.
+
+        A contract may gain optional (nullable) columns, e.g. gold.replay_metrics' `reliable`;
+        a warehouse written before would then refuse every write of the new rows. The columns are
+        added as nulls for the old rows (one delta-rs metadata commit, readable by both engines),
+        so users never have to drop a table. A missing *required* column is refused: old rows
+        cannot satisfy it, so that needs a migration.
+        """
+        delta_table = DeltaTable(self.uri(table))
+        present = {field.name for field in delta_table.schema().fields}
+        contract = load_contract(table)
+        missing = [column for column in contract.columns if column.name not in present]
+        if not missing:
+            return []
+        required = [column.name for column in missing if column.required]
+        if required:
+            raise ValueError(
+                f"{table} at {self.uri(table)} lacks required column(s) {required} of its contract; "
+                "existing rows cannot have them: migrate the table"
+            )
+        arrow = contract.arrow_schema()
+        delta_table.alter.add_columns([DeltaField.from_arrow(arrow.field(column.name)) for column in missing])
+        names = [column.name for column in missing]
+        log.info("%s: added the contract's new column(s) %s to the existing table", table, names)
+        return names
 
     @property
     def session(self) -> SparkSession:
@@ -415,6 +395,56 @@ class Lakehouse:
             f"MERGE INTO delta.`{self.uri(table)}` AS target USING {view} AS source "
             f"ON {on}{' AND ' + within if within else ''} "
             f"WHEN MATCHED AND ({changed_condition(values, alias='target')}) THEN UPDATE SET {assignments}"
+        )
+        self._commit(table, lambda: spark.sql(statement).collect())
+        return to_change
+
+    def update_columns(
+        self,
+        rows: Sequence[Mapping[str, Any]],
+        table: str,
+        *,
+        columns: Sequence[str],
+        where: Mapping[str, Any],
+        keys: Sequence[str] | None = None,
+    ) -> int:
+        """Set `columns` of the rows matching `where` to the values `rows` (mappings holding the
+        keys and `columns`) give for their keys (default: the contract's keys): a per-row
+        `set_values`. Rows of `rows` without a match are ignored (nothing is inserted). Only rows
+        where some value differs are rewritten, and nothing is committed when none does (a rerun
+        adds no Delta version). Returns how many rows changed."""
+        contract = load_contract(table)
+        key_columns = list(keys or contract.keys)
+        if not columns or not key_columns:
+            raise ValueError(f"update_columns on {table} needs columns and keys")
+        if not rows:
+            return 0
+        names = [*key_columns, *[column for column in columns if column not in key_columns]]
+        spark = self.session
+        source = spark.createDataFrame(
+            [tuple(_plain(row.get(name)) for name in names) for row in rows],
+            ", ".join(f"`{name}` {contract.column(name).type}" for name in names),
+        ).dropDuplicates(key_columns)
+        differs = " OR ".join(f"NOT (target.`{column}` <=> source.`{column}`)" for column in columns)
+        changing = (
+            self.read(table)
+            .where(predicate(dict(where)))
+            .alias("target")
+            .join(source.alias("source"), on=[F.col(f"target.{key}") == F.col(f"source.{key}") for key in key_columns])
+            .where(differs)
+        )
+        to_change = changing.count()
+        if not to_change:
+            return 0
+        view = f"update_columns_{uuid.uuid4().hex[:12]}"
+        source.createOrReplaceTempView(view)
+        on = " AND ".join(f"target.`{key}` <=> source.`{key}`" for key in key_columns)
+        within = " AND ".join(f"target.`{column}` = {sql_literal(value)}" for column, value in where.items())
+        assignments = ", ".join(f"`{column}` = source.`{column}`" for column in columns)
+        statement = (
+            f"MERGE INTO delta.`{self.uri(table)}` AS target USING {view} AS source "
+            f"ON {on}{' AND ' + within if within else ''} "
+            f"WHEN MATCHED AND ({differs}) THEN UPDATE SET {assignments}"
         )
         self._commit(table, lambda: spark.sql(statement).collect())
         return to_change

@@ -7,8 +7,9 @@
 | `SPLITS` | the query splits (`smar.splits` holds their hash rule) | every step |
 | `BUDGET_STRATEGIES`, `TASK_STRATEGIES` | how a budget picks items; every strategy a task slice may have | annotation, reranker, contracts |
 | `TASK_STATUSES` | open -> exported -> labelled | `silver.annotation_tasks.status` |
-| `RERANKER_METHODS` | what `train-reranker` and the sweep can train | `gold.reranker_runs.method` |
+| `RERANKER_METHODS` | what `train-reranker` and the sweep can train (`DEFAULT_RERANKER_METHOD` first) | `gold.reranker_runs.method` |
 | `SWEEP_LABEL_SOURCES`, `REPLAY_LABEL_SOURCES` | what a metric was measured against | `gold.budget_sweep`, `gold.replay_metrics` |
+| `PROPENSITY_METHODS`, `EXPLORATION_IDENTIFICATIONS` | how a click examination curve was fitted | `gold.click_propensities` |
 | `DECISIONS` | the replay's verdict | `gold.ab_decisions.decision` |
 | `content_id` | the one way to name something by what defines it | model versions, run ids, sweep ids, replay ids |
 | `day_range`, `days_ending`, `parse_day` | the one way to spell days | every `--ds` |
@@ -77,20 +78,40 @@ TASK_STATUSES: Final[tuple[TaskStatus, ...]] = get_args(TaskStatus)
 
 # -- the page reranker -----------------------------------------------------------------------------
 
-SMAR_METHODS: Final[tuple[str, ...]] = ("smar_pairwise", "smar_listwise")
+#: SMAR methods (page labels + single-modal supervision). smar_merge, the default: a calibrated
+#: merge of the single-modal orders (it self-trains a residual merge below half the labels);
+#: smar_pairwise / smar_listwise: the free-form reranker with the intra-modal consistency term.
+SMAR_METHODS: Final[tuple[str, ...]] = ("smar_merge", "smar_pairwise", "smar_listwise")
+DEFAULT_RERANKER_METHOD: Final = "smar_merge"
 NEURAL_METHODS: Final[tuple[str, ...]] = (*SMAR_METHODS, "page_loss_only", "sft")
+#: Gradient-boosted trees: LightGBM lambdarank, and LightGBM with a SMAR objective.
+GBDT_METHODS: Final[tuple[str, ...]] = ("lightgbm", "gbdt_smar")
 FUSION_METHODS: Final[tuple[str, ...]] = ("fusion_raw", "fusion_zscore", "fusion_interleave")
-RERANKER_METHODS: Final[tuple[str, ...]] = (*NEURAL_METHODS, "lightgbm", *FUSION_METHODS)
+RERANKER_METHODS: Final[tuple[str, ...]] = (*NEURAL_METHODS, *GBDT_METHODS, *FUSION_METHODS)
 
 # -- what a metric is measured against -------------------------------------------------------------
 
 ORACLE: Final = "oracle"  # the generator's hidden grades (truth.relevance): synthetic data only
 PAGE_LABELS: Final = "page_labels"  # annotators' grades (silver.page_labels)
-CLICKS_IPS: Final = "clicks_ips"
-CLICKS_SNIPS: Final = "clicks_snips"
+# Counterfactual clicks@k of the replay (docs/replay.md), each an estimator of the same quantity.
+CLICKS_PBM_IPS: Final = "clicks_pbm_ips"  # item-level position-based-model IPS
+CLICKS_PBM_SN: Final = "clicks_pbm_sn"  # the same, self-normalised by each item's expected examinations
+CLICKS_IIDR: Final = "clicks_iidr"  # independent-item doubly robust (a click model + logging propensities)
+CLICKS_DM: Final = "clicks_dm"  # the click model alone (direct method): a diagnostic, off by default
+ORACLE_CLICKS: Final = "oracle_clicks"  # the generator's exact expected clicks: synthetic data only
+CLICK_LABEL_SOURCES: Final[tuple[str, ...]] = (CLICKS_PBM_IPS, CLICKS_PBM_SN, CLICKS_IIDR, CLICKS_DM, ORACLE_CLICKS)
 NO_LABELS: Final = "none"  # label-free page shape (exposure)
 SWEEP_LABEL_SOURCES: Final[tuple[str, ...]] = (ORACLE, PAGE_LABELS)
-REPLAY_LABEL_SOURCES: Final[tuple[str, ...]] = (PAGE_LABELS, ORACLE, CLICKS_IPS, CLICKS_SNIPS, NO_LABELS)
+REPLAY_LABEL_SOURCES: Final[tuple[str, ...]] = (PAGE_LABELS, ORACLE, *CLICK_LABEL_SOURCES, NO_LABELS)
+
+# -- click propensities (gold.click_propensities) --------------------------------------------------
+
+#: How the examination curve is smoothed: a power law r^-eta, or a non-increasing (isotonic) fit.
+PROPENSITY_METHODS: Final[tuple[str, ...]] = ("power_law", "isotonic")
+#: How randomised (exploration) pages are told apart: an inversion of production_score order
+#: inside a modality (a logged flag would be the next one: docs/replay.md).
+EXPLORATION_BY_ORDER: Final = "production_score_order"
+EXPLORATION_IDENTIFICATIONS: Final[tuple[str, ...]] = (EXPLORATION_BY_ORDER,)
 
 Decision = Literal["SHIP", "NO_SHIP", "INCONCLUSIVE"]
 DECISIONS: Final[tuple[Decision, ...]] = get_args(Decision)

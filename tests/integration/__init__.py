@@ -1,0 +1,1 @@
+"""Integration tests and their helpers (a real Label Studio server, headless Chromium)."""

@@ -58,6 +58,16 @@ class ExportDocuments:
     items: int
 
 
+def shown_items(row: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A task row's items in the order annotators see them (`display_position`)."""
+    return sorted((dict(item) for item in row["items"]), key=lambda item: item["display_position"])
+
+
+def label_studio_task(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The Label Studio task of one silver.annotation_tasks row (`label_studio.build_task`)."""
+    return build_task(row["task_id"], row["page_id"], row["query_id"], row["query_text"], shown_items(row))
+
+
 def export_documents(task_rows: Iterable[Mapping[str, Any]]) -> ExportDocuments:
     """Label Studio tasks JSON and the CSV of `task_rows` (silver.annotation_tasks rows, in order)."""
     tasks_json: list[dict[str, Any]] = []
@@ -67,9 +77,8 @@ def export_documents(task_rows: Iterable[Mapping[str, Any]]) -> ExportDocuments:
     n_tasks = n_items = 0
     for row in task_rows:
         n_tasks += 1
-        shown = sorted((dict(item) for item in row["items"]), key=lambda item: item["display_position"])
-        tasks_json.append(build_task(row["task_id"], row["page_id"], row["query_id"], row["query_text"], shown))
-        for item in shown:
+        tasks_json.append(label_studio_task(row))
+        for item in shown_items(row):
             n_items += 1
             writer.writerow(
                 (

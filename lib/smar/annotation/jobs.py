@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -317,6 +317,15 @@ def export_annotation_tasks(
 
 
 # -- simulated annotators -------------------------------------------------------------------------
+def day_truth(lake: Lakehouse, ds: str) -> dict[tuple[str, str], int]:
+    """truth.relevance of `ds`, (query_id, item_id) -> grade: what the simulated annotators see."""
+    if not lake.exists("truth.relevance"):
+        raise MissingInput("truth.relevance does not exist: the simulated annotator needs generator data")
+    table = lake.read_arrow("truth.relevance", filters=[("ds", "=", ds)])
+    columns = (table.column(name).to_pylist() for name in ("query_id", "item_id", "grade"))
+    return {(query_id, item_id): grade for query_id, item_id, grade in zip(*columns)}
+
+
 def simulate_annotators(
     spark: SparkSession,
     lake: Lakehouse,
@@ -335,20 +344,10 @@ def simulate_annotators(
         tasks = json.loads(files.read_text(tasks_file := normalize_location(tasks_file, what="--tasks-file")))
     except json.JSONDecodeError as error:
         raise LabelImportError(f"{tasks_file}: tasks file is not valid JSON: {error}") from error
-    if not lake.exists("truth.relevance"):
-        raise MissingInput("truth.relevance does not exist: the simulated annotator needs generator data")
-    truth_table = lake.read_arrow("truth.relevance", filters=[("ds", "=", ds)])
-    truth = {
-        (query_id, item_id): grade
-        for query_id, item_id, grade in zip(
-            truth_table.column("query_id").to_pylist(),
-            truth_table.column("item_id").to_pylist(),
-            truth_table.column("grade").to_pylist(),
-        )
-    }
     simulated = simulate_grades(
-        tasks, truth, n_annotators=n_annotators, noise=noise, disagreement=disagreement, seed=_seed(lake, seed)
-    )
+        tasks, day_truth(lake, ds), n_annotators=n_annotators, noise=noise, disagreement=disagreement,
+        seed=_seed(lake, seed),
+    )  # fmt: skip
     path = write_simulated_export(tasks, simulated, normalize_location(out_path) if out_path else join(parent(tasks_file), SIMULATED_EXPORT))  # fmt: skip
     log.info("simulated %d grades for %d tasks into %s", len(simulated.grades), len(tasks), path)
     return SimulateSummary(
@@ -476,6 +475,12 @@ def annotation_cost(
 
 
 # -- the whole round trip -------------------------------------------------------------------------
+#: Labels one slice: (spark, lake, *, ds, strategy, budget, round_number, out_root, n_annotators, noise,
+#: disagreement, seed) -> (export or push, simulation, imports); files: `_label_slice`, a server:
+#: `label_studio_jobs.server_labeller`.
+SliceLabeller = Callable[..., tuple[Any, Any, tuple[IngestLabelsSummary, ...]]]
+
+
 def _label_slice(
     spark: SparkSession,
     lake: Lakehouse,
@@ -489,7 +494,7 @@ def _label_slice(
     noise: float,
     disagreement: float,
     seed: int,
-) -> tuple[ExportSummary, SimulateSummary, IngestLabelsSummary]:
+) -> tuple[ExportSummary, SimulateSummary, tuple[IngestLabelsSummary, ...]]:
     """Export one task slice, have the simulated team grade it, import their export."""
     out_dir = (
         None if out_root is None else join(normalize_location(out_root), selection_name(strategy, budget, round_number))
@@ -498,17 +503,11 @@ def _label_slice(
         spark, lake, ds=ds, strategy=strategy, budget=budget, round_number=round_number, out_dir=out_dir
     )
     simulated = simulate_annotators(
-        spark,
-        lake,
-        ds=ds,
-        tasks_file=exported.tasks_json,
-        n_annotators=n_annotators,
-        noise=noise,
-        disagreement=disagreement,
-        seed=seed,
-    )
+        spark, lake, ds=ds, tasks_file=exported.tasks_json, n_annotators=n_annotators, noise=noise,
+        disagreement=disagreement, seed=seed,
+    )  # fmt: skip
     imported = ingest_page_labels(spark, lake, ds=ds, path=simulated.export_file)
-    return exported, simulated, imported
+    return exported, simulated, (imported,)
 
 
 def run_annotation_round_trip(
@@ -530,9 +529,11 @@ def run_annotation_round_trip(
     max_rounds: int = 64,
     out_root: str | Path | None = None,
     created_at: datetime | None = None,
+    labeller: SliceLabeller | None = None,
 ) -> RoundTripSummary:
     """build tasks -> export -> simulated annotators -> import labels (iso_label: round after
-    round until every page is done or `max_rounds`), then the cost table. For the demo."""
+    round until every page is done or `max_rounds`), then the cost table. For the demo.
+    `labeller` labels each slice (default: through files; see `SliceLabeller`)."""
     seed = _seed(lake, seed)
     built = build_annotation_tasks(
         spark,
@@ -548,18 +549,18 @@ def run_annotation_round_trip(
         max_judgements_per_query=max_judgements_per_query,
         created_at=created_at,
     )
-    exports: list[ExportSummary] = []
-    simulations: list[SimulateSummary] = []
+    exports: list[Any] = []
+    simulations: list[Any] = []
     imports: list[IngestLabelsSummary] = []
 
     def label(slice_strategy: str, slice_budget: float, round_number: int) -> None:
-        exported, simulated, imported = _label_slice(
+        exported, simulated, imported = (labeller or _label_slice)(
             spark, lake, ds=ds, strategy=slice_strategy, budget=slice_budget, round_number=round_number,
             out_root=out_root, n_annotators=n_annotators, noise=noise, disagreement=disagreement, seed=seed,
         )  # fmt: skip
         exports.append(exported)
         simulations.append(simulated)
-        imports.append(imported)
+        imports.extend(imported)
 
     for written in built.slices:
         if written.tasks:

@@ -18,6 +18,12 @@ Export format read here (Label Studio's JSON export: a list of tasks):
       "to_name": "item_0", "type": "choices", "value": {"choices": ["3"]}}, ...]}, ...]}, ...]
 
 The annotator is `completed_by`'s email when it is an object with one, else its id, as a string.
+What a real server (label-studio 1.23.2) writes, checked against captured exports in
+`tests/data/label_studio/`: the export snapshot that `label_studio_api.export_annotations` asks
+for holds the object `{"id", "email", "first_name", "last_name"}`; the quick export (the UI's
+Export button) holds the bare user id, which `parse_export(..., annotators={id: email})` turns
+into the email. Both hold many more keys (drafts, predictions, lead_time, ...), ignored here:
+drafts and predictions are never labels.
 """
 
 from __future__ import annotations
@@ -225,13 +231,15 @@ def _parse_grade(raw: Any) -> tuple[int | None, str | None]:
     return value, None
 
 
-def _annotator_name(completed_by: Any) -> str | None:
+def _annotator_name(completed_by: Any, annotators: Mapping[int, str] | None = None) -> str | None:
     if isinstance(completed_by, Mapping):
         if completed_by.get("email"):
             return str(completed_by["email"])
         completed_by = completed_by.get("id")
     if isinstance(completed_by, bool) or completed_by is None or completed_by == "":
         return None
+    if annotators and isinstance(completed_by, int) and completed_by in annotators:
+        return str(annotators[completed_by])
     if isinstance(completed_by, (int, str)):
         return str(completed_by)
     return None
@@ -241,8 +249,12 @@ def _compact(fragment: Any) -> str:
     return json.dumps(fragment, sort_keys=True, ensure_ascii=False, default=str)
 
 
-def parse_export(payload: str | bytes) -> tuple[list[LabelRow], list[RejectedLabel]]:
+def parse_export(
+    payload: str | bytes, *, annotators: Mapping[int, str] | None = None
+) -> tuple[list[LabelRow], list[RejectedLabel]]:
     """Accepted grades and refused rows from a Label Studio JSON export (see module docstring).
+    `annotators` (Label Studio user id -> email) names the annotators of a quick export, whose
+    `completed_by` is a bare id; ids it does not know stay ids.
 
     Refused, with a reason: a task without data.task_id or data.items; an annotation without
     completed_by, updated_at or result, or one that was cancelled; a result without from_name or
@@ -288,7 +300,9 @@ def parse_export(payload: str | bytes) -> tuple[list[LabelRow], list[RejectedLab
 
         for annotation in task.get("annotations") or []:
             fragment = _compact(annotation)
-            annotator = _annotator_name(annotation.get("completed_by")) if isinstance(annotation, Mapping) else None
+            annotator = (
+                _annotator_name(annotation.get("completed_by"), annotators) if isinstance(annotation, Mapping) else None
+            )
 
             def refuse(reason: str, raw: str = fragment, item_id: str | None = None) -> None:
                 rejected.append(RejectedLabel(row_number, reason, raw, task_id, item_id, annotator))

@@ -52,6 +52,10 @@ class ExportSummary:
     tasks: int
     items: int
 
+    @property
+    def destination(self) -> str:
+        return str(self.folder)
+
 
 @dataclass(frozen=True)
 class SimulateSummary:
@@ -81,13 +85,91 @@ class IngestLabelsSummary:
 
 
 @dataclass(frozen=True)
+class PushedProject:
+    """One Label Studio project `smar annotation push` wrote to, and what went into it."""
+
+    project_id: int
+    title: str
+    created: bool
+    config_updated: bool
+    tasks: int
+    tasks_created: int
+    tasks_unchanged: int
+    tasks_updated: int
+    conflicts: tuple[str, ...]  # annotated on the server but rebuilt here since: left as they are
+    predictions_version: str | None = None
+    predictions_created: int = 0
+    predictions_updated: int = 0
+
+
+@dataclass(frozen=True)
+class PushTasksSummary:
+    ds: str
+    server: str
+    projects: tuple[PushedProject, ...]
+    ids_recorded: int  # rows of silver.annotation_tasks whose Label Studio ids changed
+    tasks_marked_exported: int
+
+    @property
+    def tasks(self) -> int:
+        return sum(project.tasks for project in self.projects)
+
+    @property
+    def destination(self) -> str:
+        ids = ", ".join(str(project.project_id) for project in self.projects)
+        return f"Label Studio {self.server} project {ids}"
+
+
+@dataclass(frozen=True)
+class ServerSimulateSummary:
+    """What the simulated team did through the server, per project."""
+
+    ds: str
+    server: str
+    projects: tuple[int, ...]
+    tasks: int
+    labels: int
+    annotations_created: int
+    annotations_updated: int
+    annotations_unchanged: int
+    annotators: tuple[str, ...]
+    noisy_items: int
+    disagreements: int
+
+
+@dataclass(frozen=True)
+class PulledProject:
+    project_id: int
+    export_file: str  # a URI
+    tasks: int  # tasks of the selection found in the project's export
+    annotations: int
+    imported: IngestLabelsSummary
+
+
+@dataclass(frozen=True)
+class PullSummary:
+    ds: str
+    server: str
+    projects: tuple[PulledProject, ...]
+    not_pushed: int  # tasks of the selection that were never pushed (nothing to pull)
+
+    @property
+    def accepted(self) -> int:
+        return sum(project.imported.accepted for project in self.projects)
+
+    @property
+    def rejected(self) -> int:
+        return sum(project.imported.rejected for project in self.projects)
+
+
+@dataclass(frozen=True)
 class RoundTripSummary:
     ds: str
     strategy: str
     budget: float
     built: BuildTasksSummary
-    exports: tuple[ExportSummary, ...]
-    simulations: tuple[SimulateSummary, ...]
+    exports: tuple[ExportSummary | PushTasksSummary, ...]
+    simulations: tuple[SimulateSummary | ServerSimulateSummary, ...]
     imports: tuple[IngestLabelsSummary, ...]
     iso_rounds: tuple[IsoLabelRoundSummary, ...] = field(default=())
     cost: tuple[AnnotationCostRow, ...] = field(default=())

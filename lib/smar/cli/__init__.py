@@ -6,7 +6,7 @@
 |---|---|
 | `ingest` | generate, ingest |
 | `single_modal` | train-single-modal, score |
-| `annotation` | build-tasks, export-tasks, simulate-annotators, import-labels, iso-label-round, annotation-cost, annotation-round-trip |
+| `annotation` | build-tasks, export-tasks, simulate-annotators, import-labels, iso-label-round, annotation-cost, annotation-round-trip; the group `annotation` (push, simulate, pull: a Label Studio server) |
 | `reranker` | train-reranker, budget-sweep |
 | `replay` | replay |
 | `evaluate` | eval |
@@ -22,6 +22,7 @@ import sys
 from collections.abc import Sequence
 
 import typer
+from rich.markup import escape
 
 from smar.cli import annotation, demo, ingest, lakehouse, replay, reranker, single_modal
 from smar.cli.common import error_console, with_exit_codes
@@ -39,6 +40,13 @@ for _module in (ingest, single_modal, annotation, reranker, replay, lakehouse, d
         assert _command.callback is not None
         _command.callback = with_exit_codes(_command.callback)
         app.registered_commands.append(_command)
+    # Groups (`smar annotation push|simulate|pull`): their commands get the same exit codes.
+    for _group in _module.commands.registered_groups:
+        assert _group.typer_instance is not None
+        for _command in _group.typer_instance.registered_commands:
+            assert _command.callback is not None
+            _command.callback = with_exit_codes(_command.callback)
+        app.registered_groups.append(_group)
 assert eval_app.registered_callback is not None and eval_app.registered_callback.callback is not None
 eval_app.registered_callback.callback = with_exit_codes(eval_app.registered_callback.callback)
 app.add_typer(eval_app, name="eval")
@@ -57,17 +65,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.Abort:
         return 1
     except SmarError as error:  # raised outside a command's body (a parameter callback, say)
-        error_console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        error_console.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
         return error.exit_code
     return result if isinstance(result, int) else 0
 
 
 def run_job(command: str, argv: Sequence[str] | None = None) -> int:
-    """The entry point of `jobs/<job>.py`: `smar <command> <argv>` logging at INFO, for spark-submit."""
+    """The entry point of `jobs/<job>.py`: `smar <command> <argv>` logging at INFO, for spark-submit.
+    A command of a group is spelt with a space: `run_job("annotation pull")`."""
     arguments = list(sys.argv[1:] if argv is None else argv)
     if "--verbose" not in arguments and "-v" not in arguments:
         arguments.append("--verbose")
-    return main([command, *arguments])
+    return main([*command.split(), *arguments])
 
 
 if __name__ == "__main__":  # pragma: no cover

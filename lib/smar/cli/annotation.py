@@ -7,12 +7,19 @@ smar import-labels --ds 2026-11-01 --path export.json
 smar iso-label-round --ds 2026-11-01 --round 1
 smar annotation-cost --ds 2026-11-01
 smar annotation-round-trip --ds 2026-11-01 --strategy iso_label   (all of the above, simulated)
+
+Through a Label Studio server (`server_commands`, mounted as the group `smar annotation`;
+--url/--token default to $LABEL_STUDIO_URL/$LABEL_STUDIO_API_KEY; needs `make label-studio-sdk`):
+
+smar annotation push --ds 2026-11-01 [--strategy top --budget 0.2 --round 0] [--predictions single_modal]
+smar annotation simulate --ds 2026-11-01     (the simulated annotators, through the API)
+smar annotation pull --ds 2026-11-01
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 from rich.table import Table
@@ -43,8 +50,21 @@ EvalSplitsOption = typer.Option(
 NO_EVAL_OPTION = typer.Option(False, "--no-eval", help="build no evaluation tasks")
 if TYPE_CHECKING:
     from smar.annotation.cost import AnnotationCostRow
+    from smar.annotation.jobs import SliceLabeller
 
 commands = typer.Typer()
+server_commands = typer.Typer(
+    no_args_is_help=True, help="Tasks to a Label Studio server and annotations back, through its API."
+)
+commands.add_typer(server_commands, name="annotation")
+
+UrlOption = typer.Option(None, "--url", help="Label Studio server (default: $LABEL_STUDIO_URL)")
+TokenOption = typer.Option(
+    None, "--token", help="API token, legacy or personal access token (default: $LABEL_STUDIO_API_KEY)"
+)
+SelectStrategyOption = typer.Option(None, "--strategy", help="only this strategy (default: all of the day)")
+SelectBudgetOption = typer.Option(None, "--budget", help="only this budget")
+SelectRoundOption = typer.Option(None, "--round", help="only this round")
 
 
 def print_cost(rows: Sequence[AnnotationCostRow]) -> None:
@@ -160,7 +180,7 @@ def import_labels(
     file_format: Optional[str] = typer.Option(None, "--format", help="json | csv (default: from the suffix)"),
     max_reject_fraction: Optional[float] = typer.Option(
         None,
-        help="refuse the file (write only its rejects) above this fraction of refused rows [default: $SMAR_MAX_REJECT_FRACTION or 0.05]",
+        help="refuse the file (write only its rejects) above this fraction of refused rows (default: $SMAR_MAX_REJECT_FRACTION or 0.05)",
     ),
     engine: Optional[str] = EngineOption,
     warehouse: Optional[str] = WarehouseOption,
@@ -239,22 +259,181 @@ def round_trip(
     disagreement: float = typer.Option(0.1),
     max_judgements_per_query: Optional[int] = typer.Option(None, help="iso_label: judgement cap"),
     seed: Optional[int] = SeedOption,
+    label_studio: Optional[bool] = typer.Option(
+        None,
+        "--label-studio/--files",
+        help="through a Label Studio server (default: when $LABEL_STUDIO_URL and $LABEL_STUDIO_API_KEY are set)",
+    ),
+    url: Optional[str] = UrlOption,
+    token: Optional[str] = TokenOption,
     engine: Optional[str] = EngineOption,
     warehouse: Optional[str] = WarehouseOption,
     verbose: bool = VerboseOption,
 ) -> None:
     """build-tasks -> export-tasks -> simulate-annotators -> import-labels (iso_label: every
-    round), then annotation-cost."""
+    round), then annotation-cost. With --label-studio (or $LABEL_STUDIO_URL and
+    $LABEL_STUDIO_API_KEY set), through that server: annotation push -> simulate -> pull."""
     from smar.annotation.jobs import run_annotation_round_trip
 
     configure(warehouse, engine, verbose)
-    with console.status(f"annotation round trip ({strategy}) for ds={ds}"), open_lakehouse("smar-annotation") as lake:
+    labeller, through = server_labeller_or_files(label_studio, url, token)
+    with (
+        console.status(f"annotation round trip ({strategy}) for ds={ds} through {through}"),
+        open_lakehouse("smar-annotation") as lake,
+    ):
         summary = run_annotation_round_trip(
             lake.session, lake, ds=ds, strategy=strategy, budget=budget, seed=seed,
             n_annotators=annotators, noise=noise, disagreement=disagreement,
-            max_judgements_per_query=max_judgements_per_query,
+            max_judgements_per_query=max_judgements_per_query, labeller=labeller,
         )  # fmt: skip
     for exported in summary.exports:
-        console.print(f"exported {exported.tasks} tasks to {exported.folder}")
+        console.print(f"exported {exported.tasks} tasks to {exported.destination}")
     console.print(f"imported {summary.labels_accepted} labels, rejected {summary.labels_rejected}")
     print_cost(list(summary.cost))
+
+
+# -- through a Label Studio server ------------------------------------------------------------------
+def server_labeller_or_files(
+    label_studio: Optional[bool], url: Optional[str], token: Optional[str]
+) -> tuple[Optional[SliceLabeller], str]:
+    """(labeller, what it goes through): a server's when asked (`--label-studio`), or by default
+    when $LABEL_STUDIO_URL and $LABEL_STUDIO_API_KEY are set (or --url given); files otherwise."""
+    from smar.annotation import label_studio_api as api
+    from smar.annotation.label_studio_jobs import server_labeller
+
+    if label_studio is False or (label_studio is None and not (url or api.server_configured())):
+        return None, "files"
+    client, server = _connect(url, token)
+    return server_labeller(client, server=server), f"Label Studio at {server}"
+
+
+def _connect(url: Optional[str], token: Optional[str]) -> tuple[Any, str]:
+    """An SDK client and the server's URL; a wrong URL or token fails here, before any write."""
+    from smar.annotation import label_studio_api as api
+
+    base_url, api_key = api.resolve_server(url, token)
+    client = api.connect(base_url, api_key)
+    api.server_version(client)
+    return client, base_url
+
+
+@server_commands.command(name="push")
+def push(
+    ds: str = typer.Option(callback=days_option, default=..., help="the day of the tasks"),
+    strategy: Optional[str] = SelectStrategyOption,
+    budget: Optional[float] = SelectBudgetOption,
+    round_number: Optional[int] = SelectRoundOption,
+    project: Optional[str] = typer.Option(
+        None, help="one project for every slice (default: one per slice, 'smar <ds> <strategy>-b<budget>-r<round>')"
+    ),
+    overlap: Optional[int] = typer.Option(None, help="annotators per task (the project's maximum annotations)"),
+    predictions: Optional[str] = typer.Option(
+        None, help="pre-annotations: single_modal (never on the evaluation set; see docs/annotation.md)"
+    ),
+    url: Optional[str] = UrlOption,
+    token: Optional[str] = TokenOption,
+    engine: Optional[str] = EngineOption,
+    warehouse: Optional[str] = WarehouseOption,
+    verbose: bool = VerboseOption,
+) -> None:
+    """Send the day's tasks to Label Studio; pushing twice creates nothing.
+
+    Creates or updates the project(s) with our labeling config, imports the tasks keyed on our
+    task id, records the project and task ids in silver.annotation_tasks."""
+    from smar.annotation.label_studio_jobs import push_annotation_tasks
+
+    configure(warehouse, engine, verbose)
+    client, server = _connect(url, token)
+    with open_lakehouse("smar-annotation-push") as lake:
+        summary = push_annotation_tasks(
+            lake.session, lake, ds=ds, client=client, server=server, strategy=strategy, budget=budget,
+            round_number=round_number, project=project, maximum_annotations=overlap, predictions=predictions,
+        )  # fmt: skip
+    for pushed in summary.projects:
+        state = "created" if pushed.created else "config updated" if pushed.config_updated else "up to date"
+        console.print(
+            f"project {pushed.project_id} {pushed.title!r} ({state}): {pushed.tasks} tasks, "
+            f"{pushed.tasks_created} new, {pushed.tasks_updated} updated, {pushed.tasks_unchanged} unchanged"
+            + (f", {pushed.predictions_created + pushed.predictions_updated} predictions "
+               f"{pushed.predictions_version}" if pushed.predictions_version else "")
+        )  # fmt: skip
+        if pushed.conflicts:
+            console.print(
+                f"  [yellow]{len(pushed.conflicts)} task(s) rebuilt since they were annotated were left as "
+                f"they are on the server[/yellow], e.g. {pushed.conflicts[0]}"
+            )
+    console.print(f"{summary.ids_recorded} task ids recorded, {summary.tasks_marked_exported} tasks marked exported")
+
+
+@server_commands.command(name="simulate")
+def simulate_through_server(
+    ds: str = typer.Option(callback=days_option, default=..., help="the day (its truth.relevance grades the items)"),
+    strategy: Optional[str] = SelectStrategyOption,
+    budget: Optional[float] = SelectBudgetOption,
+    round_number: Optional[int] = SelectRoundOption,
+    annotators: int = typer.Option(2, help="simulated annotators per task (one Label Studio user each)"),
+    noise: float = typer.Option(0.1, help="P(perceived grade is one step off the truth), per item"),
+    disagreement: float = typer.Option(0.1, help="P(another annotator moves it one step), per item"),
+    seed: Optional[int] = SeedOption,
+    url: Optional[str] = UrlOption,
+    token: Optional[str] = TokenOption,
+    engine: Optional[str] = EngineOption,
+    warehouse: Optional[str] = WarehouseOption,
+    verbose: bool = VerboseOption,
+) -> None:
+    """The simulated annotators grade the pushed tasks through the server's API (synthetic data)."""
+    from smar.annotation.label_studio_jobs import simulate_server_annotators
+
+    configure(warehouse, engine, verbose)
+    client, server = _connect(url, token)
+    with open_lakehouse("smar-annotation-simulate") as lake:
+        summary = simulate_server_annotators(
+            lake.session, lake, ds=ds, client=client, server=server, strategy=strategy, budget=budget,
+            round_number=round_number, n_annotators=annotators, noise=noise, disagreement=disagreement, seed=seed,
+        )  # fmt: skip
+    console.print(
+        f"{summary.labels} grades by {len(summary.annotators)} annotators on {summary.tasks} tasks in project(s) "
+        f"{', '.join(map(str, summary.projects))}: {summary.annotations_created} annotations created, "
+        f"{summary.annotations_updated} edited, {summary.annotations_unchanged} unchanged"
+    )
+
+
+@server_commands.command(name="pull")
+def pull(
+    ds: str = typer.Option(callback=days_option, default=..., help="the day of the tasks"),
+    strategy: Optional[str] = SelectStrategyOption,
+    budget: Optional[float] = SelectBudgetOption,
+    round_number: Optional[int] = SelectRoundOption,
+    max_reject_fraction: Optional[float] = typer.Option(
+        None,
+        help="refuse a project's export above this fraction of refused rows (default: $SMAR_MAX_REJECT_FRACTION or 0.05)",
+    ),
+    url: Optional[str] = UrlOption,
+    token: Optional[str] = TokenOption,
+    engine: Optional[str] = EngineOption,
+    warehouse: Optional[str] = WarehouseOption,
+    verbose: bool = VerboseOption,
+) -> None:
+    """Bring the pushed tasks' annotations into silver.page_labels; pulling twice changes nothing.
+
+    Exports each project through the API into one file per project and imports it like
+    import-labels: MERGE, rejects with reasons, the newest annotation wins."""
+    from smar.annotation.label_studio_jobs import pull_annotations
+
+    configure(warehouse, engine, verbose)
+    client, server = _connect(url, token)
+    with open_lakehouse("smar-annotation-pull") as lake:
+        summary = pull_annotations(
+            lake.session, lake, ds=ds, client=client, server=server, strategy=strategy, budget=budget,
+            round_number=round_number, max_reject_fraction=max_reject_fraction,
+        )  # fmt: skip
+    for pulled in summary.projects:
+        imported = pulled.imported
+        console.print(
+            f"project {pulled.project_id}: {pulled.annotations} annotations on {pulled.tasks} tasks -> "
+            f"{pulled.export_file}\n  accepted {imported.accepted} (new {imported.inserted}, changed "
+            f"{imported.updated}, unchanged {imported.unchanged}, older than the stored grade {imported.stale}), "
+            f"rejected {imported.rejected}" + (f": {imported.reject_reasons}" if imported.reject_reasons else "")
+        )
+    if summary.not_pushed:
+        console.print(f"[yellow]{summary.not_pushed} selected task(s) were never pushed[/yellow]")

@@ -17,6 +17,7 @@ from typing import Any, Optional, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from smar.config import get_settings
 from smar.errors import SmarError
@@ -88,7 +89,7 @@ def exit_codes() -> Iterator[None]:
     try:
         yield
     except SmarError as error:
-        error_console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        error_console.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=error.exit_code) from error
 
 

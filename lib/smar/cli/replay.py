@@ -38,11 +38,15 @@ def replay(
     max_exposure_shift: Optional[float] = typer.Option(None, help="exposure share guardrail (default 0.10)"),
     bootstrap_method: Optional[str] = typer.Option(None, help="percentile (default), BCa or basic"),
     n_resamples: Optional[int] = typer.Option(None, help="bootstrap resamples (default 2000)"),
+    propensity_window_days: Optional[int] = typer.Option(
+        None, help="days of randomised traffic pooled for the click examination curve, ending at ds_end (default 28)"
+    ),
     engine: Optional[str] = EngineOption,
     warehouse: Optional[str] = WarehouseOption,
     verbose: bool = VerboseOption,
 ) -> None:
     """Replay held-out logged pages under control and candidate orders; write metrics, decision, report."""
+    from rich.markup import escape
     from rich.table import Table
 
     from smar.replay.inputs import ranking_name
@@ -55,7 +59,7 @@ def replay(
     config = replay_config(
         query_splits=tuple(split) if split else None, min_queries=min_queries,
         max_modality_ndcg_drop=max_modality_ndcg_drop, max_exposure_shift=max_exposure_shift,
-        bootstrap_method=bootstrap_method, n_resamples=n_resamples,
+        bootstrap_method=bootstrap_method, n_resamples=n_resamples, propensity_window_days=propensity_window_days,
     )  # fmt: skip
     with console.status(f"replaying {candidate} vs {control}"), open_lakehouse("smar-replay") as lake:
         summary = replay_evaluate(
@@ -73,4 +77,4 @@ def replay(
     table.add_row("report", display(summary.report_html))
     console.print(table)
     for reason in summary.reasons:
-        console.print(f"- {reason}")
+        console.print(f"- {escape(reason)}")  # reasons name label sources in [brackets]: not markup

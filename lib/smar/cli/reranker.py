@@ -21,7 +21,7 @@ from smar.cli.common import (
     set_torch_threads,
 )
 from smar.storage.uris import display
-from smar.vocabulary import RERANKER_METHODS
+from smar.vocabulary import DEFAULT_RERANKER_METHOD, RERANKER_METHODS
 
 commands = typer.Typer()
 
@@ -31,8 +31,8 @@ def train_reranker_command(
     ds_start: str = typer.Option(callback=days_option, default=..., help="first day of annotated pages, YYYY-MM-DD"),
     ds_end: Optional[str] = typer.Option(callback=days_option, default=None, help="last day (default: ds_start)"),
     method: str = typer.Option(
-        "smar_pairwise",
-        help="smar_pairwise | smar_listwise | page_loss_only | sft | lightgbm | fusion_raw | fusion_zscore | fusion_interleave",
+        DEFAULT_RERANKER_METHOD,
+        help=" | ".join(RERANKER_METHODS) + " (smar_merge sets its own models' objectives: docs/reranker.md)",
     ),
     budget: Optional[float] = typer.Option(
         None, help="emulate this label budget from the page labels (default: use them as annotated)"
@@ -105,6 +105,12 @@ def budget_sweep_command(
         help="simulate a full annotation from truth.relevance, or use silver.page_labels as is",
     ),
     epochs: Optional[int] = typer.Option(None, help="maximum epochs per neural run"),
+    label_noise: float = typer.Option(
+        0.0, help="with --simulate-labels: the simulated annotators' noise (the model of simulate-annotators)"
+    ),
+    label_disagreement: float = typer.Option(
+        0.0, help="with --simulate-labels: the simulated annotators' disagreement"
+    ),
     sweep_id: Optional[str] = typer.Option(None, help="default: a hash of the sweep's definition"),
     torch_threads: Optional[int] = typer.Option(1, help="torch CPU threads (0: torch's default)"),
     engine: Optional[str] = EngineOption,
@@ -128,11 +134,15 @@ def budget_sweep_command(
         strategy=strategy,
         training=training,
         simulate_labels=simulate_labels,
+        label_noise=label_noise,
+        label_disagreement=label_disagreement,
         sweep_id=sweep_id,
     )
     with open_lakehouse("smar-budget-sweep") as lake:
         summary = budget_sweep(lake.session, lake, config=config)
-    table = Table(title=f"budget sweep {summary.sweep_id}: NDCG@10 on test queries (mean, 95% CI over seeds)")
+    table = Table(
+        title=f"budget sweep {summary.sweep_id}: NDCG@10 on test queries (mean; 95% CI over test queries and seeds)"
+    )
     for column in ("label source", "method", "budget", "seeds", "NDCG@10", "95% CI"):
         table.add_column(column)
     for row in summary.aggregate.itertuples(index=False):

@@ -31,12 +31,13 @@ from pyspark.sql import functions as F
 
 from smar.contracts import load_contract
 from smar.errors import IngestRejected, InputRefused, SourceError
+from smar.frames import to_pandas
 from smar.ingest.generator import SizeName, generate_day
 from smar.ingest.qilin import land_qilin
 from smar.ingest.readers import LandedTable, land_driver_rows, read_input_files
 from smar.ingest.sources import InputFile, input_files, land_generated
 from smar.ingest.validation import ValidatedRows, validate_rows
-from smar.lake import LANDING_FOLDER, Lakehouse, remove_run_folder, to_pandas
+from smar.lake import LANDING_FOLDER, Lakehouse, remove_run_folder
 from smar.storage import files
 from smar.storage.uris import join, normalize_location
 from smar.vocabulary import canonical_json, parse_day

@@ -19,6 +19,12 @@ written to gold.replay_metrics. Rules, in order:
 4. SHIP only when the primary interval lies entirely above `min_improvement` and every
    guardrail passes. Everything else (an interval containing 0, an inconclusive guardrail):
    INCONCLUSIVE.
+5. Clicks are a secondary guardrail only, never a reason to ship: the `click_guardrail_source`
+   estimate of clicks@`click_guardrail_k` may not drop by more than `max_clicks_drop` per page
+   (non-inferiority on its interval). It is judged only when its row is `reliable` (every sanity
+   gate of `smar.replay.gates` passed); an unreliable row is left out, its reason listed. Its
+   BREACH means NO_SHIP; its INCONCLUSIVE does not block SHIP (click intervals are wide: the row's
+   `mde` says how wide) and is listed among the reasons.
 """
 
 from __future__ import annotations
@@ -29,14 +35,16 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from smar.config import FrozenConfig
-from smar.replay.measures import ALL_SEGMENT, EXPOSURE_SHARE, NDCG
-from smar.vocabulary import NO_LABELS, ORACLE, PAGE_LABELS
+from smar.replay.measures import ALL_SEGMENT, CLICKS, EXPOSURE_SHARE, NDCG
+from smar.vocabulary import CLICK_LABEL_SOURCES, CLICKS_PBM_IPS, NO_LABELS, ORACLE, PAGE_LABELS
 
 DecisionValue = Literal["SHIP", "NO_SHIP", "INCONCLUSIVE"]
 Verdict = Literal["PASS", "BREACH", "INCONCLUSIVE"]
+#: The guardrail on clicks: secondary, judged only on reliable rows, blocks only by a BREACH.
+CLICKS_GUARDRAIL = "clicks_drop"
 SHIP: DecisionValue = "SHIP"
 NO_SHIP: DecisionValue = "NO_SHIP"
 INCONCLUSIVE: DecisionValue = "INCONCLUSIVE"
@@ -64,6 +72,17 @@ class DecisionConfig(FrozenConfig):
     max_exposure_shift: float = Field(
         default=0.10, ge=0.0, description="largest tolerated change of any modality's exposure share in the top k"
     )
+    click_guardrail_source: str = Field(
+        default=CLICKS_PBM_IPS, description="click estimator of the secondary clicks guardrail (docs/replay.md)"
+    )
+    click_guardrail_k: int = Field(default=5, ge=1, description="k of the clicks@k guardrail")
+    max_clicks_drop: float = Field(default=0.1, ge=0.0, description="largest tolerated drop of clicks@k per page")
+
+    @model_validator(mode="after")
+    def _click_source_is_an_estimator(self) -> DecisionConfig:
+        if self.click_guardrail_source not in CLICK_LABEL_SOURCES:
+            raise ValueError(f"click_guardrail_source must be one of {CLICK_LABEL_SOURCES}")
+        return self
 
 
 @dataclass(frozen=True)
@@ -168,7 +187,8 @@ def _primary_row(metrics: pd.DataFrame, config: DecisionConfig) -> tuple[pd.Seri
 def evaluate_guardrails(
     metrics: pd.DataFrame, *, label_source: str, config: DecisionConfig, confidence_level: float = 0.95
 ) -> list[GuardrailResult]:
-    """Every guardrail on the summary rows: per-modality NDCG (on `label_source`) and exposure share."""
+    """Every guardrail on the summary rows: per-modality NDCG (on `label_source`), exposure share, and
+    the secondary clicks guardrail on its estimator's reliable row."""
     results: list[GuardrailResult] = []
     modality_rows = _rows(metrics, NDCG, label_source)
     modality_rows = modality_rows[modality_rows["segment"] != ALL_SEGMENT]
@@ -194,7 +214,31 @@ def evaluate_guardrails(
         results.append(GuardrailResult("exposure_shift", EXPOSURE_SHARE, row["segment"], _k(row["k"]), NO_LABELS,
                                        config.max_exposure_shift, float(row["delta"]), float(row["ci_low"]),
                                        float(row["ci_high"]), verdict, explanation))  # fmt: skip
+    for _, row in _click_guardrail_rows(metrics, config, reliable=True).iterrows():
+        verdict = non_inferiority_verdict(row["ci_low"], row["ci_high"], config.max_clicks_drop)
+        name = metric_label(CLICKS, row["segment"], row["k"], row["label_source"])
+        explanation = (
+            f"{name} (secondary): delta {_number(row['delta'])}, "
+            f"{_interval(row['ci_low'], row['ci_high'], confidence_level)}; "
+            f"may not drop below -{config.max_clicks_drop:g}: {verdict}"
+        )
+        results.append(GuardrailResult(CLICKS_GUARDRAIL, CLICKS, row["segment"], _k(row["k"]), row["label_source"],
+                                       config.max_clicks_drop, float(row["delta"]), float(row["ci_low"]),
+                                       float(row["ci_high"]), verdict, explanation))  # fmt: skip
     return results
+
+
+def _click_guardrail_rows(metrics: pd.DataFrame, config: DecisionConfig, *, reliable: bool) -> pd.DataFrame:
+    """The rows of the clicks guardrail's estimator and k that are (or are not) `reliable`.
+
+    Rows without the column (written before the gates existed) count as unreliable: their
+    estimates were never checked.
+    """
+    rows = _rows(metrics, CLICKS, config.click_guardrail_source)
+    rows = rows[rows["k"] == config.click_guardrail_k]
+    flags = rows["reliable"] if "reliable" in rows else pd.Series(False, index=rows.index)
+    checked = flags.fillna(False).astype(bool)
+    return rows[checked] if reliable else rows[~checked]
 
 
 def _k(value: object) -> int | None:
@@ -220,7 +264,13 @@ def decide(metrics: pd.DataFrame, config: DecisionConfig | None = None, *, confi
         metrics, label_source=label_source, config=config, confidence_level=confidence_level
     )
     breaches = [guardrail for guardrail in guardrails if guardrail.verdict == "BREACH"]
-    unsure = [guardrail for guardrail in guardrails if guardrail.verdict == "INCONCLUSIVE"]
+    # The secondary clicks guardrail blocks only by a BREACH: its INCONCLUSIVE is listed, not blocking.
+    unsure = [g for g in guardrails if g.verdict == "INCONCLUSIVE" and g.name != CLICKS_GUARDRAIL]
+    notes += [g.explanation for g in guardrails if g.verdict == "INCONCLUSIVE" and g.name == CLICKS_GUARDRAIL]
+    for _, row in _click_guardrail_rows(metrics, config, reliable=False).iterrows():
+        reason = row.get("unreliable_reason")
+        notes.append(f"{metric_label(CLICKS, row['segment'], row['k'], row['label_source'])} is unreliable and not "
+                     f"used: {'not checked by the gates' if pd.isna(reason) else reason}")  # fmt: skip
 
     primary_text = (
         f"primary {name}: control {float(primary['control_value']):.4f}, "
@@ -241,7 +291,13 @@ def decide(metrics: pd.DataFrame, config: DecisionConfig | None = None, *, confi
     elif not math.isnan(low) and low > config.min_improvement and not unsure:
         decision = SHIP
         reasons.append(f"{primary_text}: the candidate is better (interval entirely above {config.min_improvement:g})")
-        reasons.append(f"all {len(guardrails)} guardrails pass")
+        passed = sum(guardrail.verdict == "PASS" for guardrail in guardrails)
+        reasons.append(
+            f"all {passed} guardrails pass"
+            if passed == len(guardrails)
+            else f"{passed} of {len(guardrails)} guardrails pass; the secondary clicks guardrail is inconclusive "
+            "(not blocking)"
+        )
     else:
         decision = INCONCLUSIVE
         if math.isnan(low) or low <= config.min_improvement:

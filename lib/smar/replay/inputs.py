@@ -130,7 +130,8 @@ class ReplayInputs:
     """The scope, joined: one row per impression with both orders and every available grade."""
 
     frame: DataFrame  # Spark: ds, request_id, query_id, item_id, modality, position, clicked,
-    # logging_propensity, control_score, candidate_score, control_rank, candidate_rank, <grade columns>
+    # logging_propensity, user_id, production_score, control_score, candidate_score, control_rank,
+    # candidate_rank, <grade columns>
     impressions: pd.DataFrame  # the same rows collected (for the click model and the fingerprint)
     label_sources: tuple[str, ...]  # grade label sources with at least one graded impression
     modalities: tuple[str, ...]
@@ -168,8 +169,9 @@ def build_replay_inputs(
     """Join the scope's impressions with both rankings' scores, ranks and the available grades."""
     splits = tuple(config.query_splits)
     logs = scoped_logs(lake, ds_start=ds_start, ds_end=ds_end, query_splits=splits).select(
-        "ds", "request_id", "query_id", "item_id", "modality", "position", "clicked", "logging_propensity"
-    )
+        "ds", "request_id", "query_id", "item_id", "modality", "position", "clicked", "logging_propensity",
+        "user_id", "production_score",  # for the click model and the oracle clicks (smar.replay.clicks)
+    )  # fmt: skip
     joined = logs
     for arm, source in zip(ARMS, (control, candidate)):
         ranking = load_ranking(spark, lake, source, ds_start=ds_start, ds_end=ds_end, query_splits=splits)

@@ -9,7 +9,8 @@ both orders are then measured on the same pages:
   the mean grade over annotators and rounds in silver.page_labels;
 * against the generator's hidden grades (label source `oracle`): truth.relevance, which exists on
   synthetic data only. Never a training signal; reported so demo runs can be checked;
-* counterfactual click estimates (`clicks_ips`, `clicks_snips`): see `smar.replay.clicks`;
+* counterfactual click estimates of clicks@k (`clicks_pbm_ips`, `clicks_pbm_sn`, `clicks_iidr`,
+  and the simulator's exact `oracle_clicks` on synthetic data): see `smar.replay.clicks`;
 * label-free page shape (`none`): modality exposure share in the top k and modality share at
   each position.
 
@@ -70,21 +71,6 @@ class MetricConfig(FrozenConfig):
     )
     exposure_k: int = Field(default=10, ge=1, description="top-k window of modality exposure share and position shares")
     click_cutoffs: tuple[int, ...] = Field(default=(5, 10), description="k of the clicks@k estimates")
-    min_position_variation: float = Field(
-        default=0.05,
-        ge=0.0,
-        le=1.0,
-        description="the position-based click model is fitted only when at least this fraction of "
-        "(query, item) pairs was logged at two or more positions; below it position bias is not "
-        "identifiable from the logs and the click estimates are skipped, with the reason reported",
-    )
-    max_importance_weight: float = Field(
-        default=20.0,
-        gt=0.0,
-        description="click-estimate weights gamma_t / gamma_p are clipped at this value (clipped IPS, "
-        "Bottou et al. 2013): deep positions with almost no clicks get tiny gamma, whose inverse "
-        "would let a few impressions dominate IPS and SNIPS",
-    )
     max_unscored_page_fraction: float = Field(
         default=0.01,
         ge=0.0,

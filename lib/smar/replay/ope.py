@@ -4,6 +4,10 @@ Logged clicks depend on where production put each item. To judge a new ordering 
 reweight them (IPS / SNIPS), with position propensities estimated by a position-based click
 model (PBM) fitted by EM, as in Chuklin, Markov and de Rijke, "Click Models for Web Search"
 (2015), chapter 4: P(click) = P(examined at rank r) * P(attractive | query, item) = gamma_r * alpha_qi.
+
+The replay itself no longer uses the EM: fitted on logs whose production order never moves an
+item, the curve is not identified (docs/replay.md). It estimates the curve from randomised traffic
+instead (`smar.replay.propensities`). `ips` and `snips` stay for sources with logged propensities.
 """
 
 from __future__ import annotations

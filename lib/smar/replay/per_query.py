@@ -2,8 +2,9 @@
 
 Label and exposure metrics are computed in Spark, grouped by page with the Spark-native
 `smar.metrics.spark_metrics`, so they scale with the logs; only per-query rows are collected.
-Clicks: `smar.replay.clicks`. The summary pairs the arms per query and bootstraps the delta
-(`smar.metrics.bootstrap`).
+The summary pairs the arms per query and bootstraps the delta (`smar.metrics.bootstrap`).
+Clicks are estimated apart (`smar.replay.clicks`): their intervals also carry the uncertainty of
+the examination curve.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from pyspark.sql import functions as F
 
 from smar.metrics.bootstrap import BootstrapConfig, paired_delta
 from smar.metrics.spark_metrics import ranking_metrics_by_query
-from smar.replay.clicks import ClickModelSummary, click_estimates_by_query
 from smar.replay.inputs import ReplayInputs
 from smar.replay.measures import (
     ALL_SEGMENT,
@@ -203,18 +203,12 @@ def exposure_by_query(inputs: ReplayInputs, config: MetricConfig) -> pd.DataFram
     return _pair_arms(long.drop(columns="key"), ["metric", "segment", "k", "label_source", "query_id"])
 
 
-def per_query_metrics(inputs: ReplayInputs, config: MetricConfig) -> tuple[pd.DataFrame, ClickModelSummary]:
-    """Every per-query metric of the replay, long format (`PER_QUERY_COLUMNS`)."""
-    clicks, click_model = click_estimates_by_query(inputs.impressions, config)
-    parts = [
-        ndcg_by_query(inputs, config),
-        cross_modal_pairs_by_query(inputs),
-        exposure_by_query(inputs, config),
-        clicks,
-    ]
+def per_query_metrics(inputs: ReplayInputs, config: MetricConfig) -> pd.DataFrame:
+    """Every per-query label and exposure metric of the replay, long format (`PER_QUERY_COLUMNS`)."""
+    parts = [ndcg_by_query(inputs, config), cross_modal_pairs_by_query(inputs), exposure_by_query(inputs, config)]
     combined = pd.concat([part for part in parts if len(part)], ignore_index=True)
     combined["k"] = combined["k"].astype("Int64")
-    return combined, click_model
+    return combined
 
 
 def summarize(per_query: pd.DataFrame, bootstrap: BootstrapConfig) -> pd.DataFrame:

@@ -4,8 +4,11 @@ Every number and plot comes from the summary rows the job wrote to gold.replay_m
 back from the table) and from the decision written to gold.ab_decisions, so the report cannot
 disagree with the tables. Files, under `<settings.reports>/replay/<run_id>/`:
 
-* `index.html` and `report.md`: the decision and its reasons, guardrails, metrics table;
+* `index.html` and `report.md`: the decision and its reasons, guardrails, the click estimates
+  next to the truth (synthetic data), the examination curve and every sanity gate, the metrics
+  table with each row's minimum detectable effect and reliability;
 * `metric_deltas.png`: deltas with their bootstrap intervals;
+* `click_propensities.png`: the examination curve with its band, the raw position CTR ratios;
 * `per_modality_ndcg.png`: per-modality NDCG of control and candidate;
 * `ndcg_at_k.png`: NDCG@k curves of control and candidate;
 * `exposure_by_position.png`: the modality at each position, control vs candidate.
@@ -14,7 +17,6 @@ disagree with the tables. Files, under `<settings.reports>/replay/<run_id>/`:
 from __future__ import annotations
 
 import html
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +27,20 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from smar.replay.click_report import (
+    CLICK_IMAGE,
+    CurveContext,
+    curve_failure,
+    format_delta,
+    format_value,
+    html_click_section,
+    is_synthetic,
+    markdown_click_section,
+    plot_click_propensities,
+    reliability_text,
+)
 from smar.replay.decision import Decision, metric_label
+from smar.replay.gates import GateResult
 from smar.replay.measures import (
     ALL_SEGMENT,
     CLICKS,
@@ -35,7 +50,7 @@ from smar.replay.measures import (
     NDCG,
     POSITION_SHARE,
 )
-from smar.vocabulary import NO_LABELS, ORACLE
+from smar.vocabulary import CLICKS_DM, CLICKS_IIDR, CLICKS_PBM_IPS, CLICKS_PBM_SN, NO_LABELS, ORACLE, ORACLE_CLICKS
 
 MODALITY_COLORS = {"web": "#4c72b0", "image": "#dd8452", "video": "#55a868", "answer": "#c44e52"}
 ARM_COLORS = {"control": "#8c8c8c", "candidate": "#1f77b4"}
@@ -43,8 +58,13 @@ DECISION_COLORS = {"SHIP": "#1a7f37", "NO_SHIP": "#cf222e", "INCONCLUSIVE": "#9a
 LABEL_SOURCE_NOTES = {
     ORACLE: "oracle: the synthetic generator's hidden grades (truth.relevance); demo data only, never real traffic",
     "page_labels": "page_labels: consensus (mean) annotator grade per (query, item) from silver.page_labels",
-    "clicks_ips": "clicks_ips: inverse-propensity estimate of clicks@k per page under each order",
-    "clicks_snips": "clicks_snips: self-normalised IPS estimate of clicks@k per page",
+    CLICKS_PBM_IPS: "clicks_pbm_ips: item-level PBM IPS of clicks@k per page, examination curve from randomised "
+    "traffic (docs/replay.md)",
+    CLICKS_PBM_SN: "clicks_pbm_sn: PBM IPS self-normalised by each (query, item)'s expected examinations",
+    CLICKS_IIDR: "clicks_iidr: independent-item doubly robust (mixture logging propensities, a click model fitted "
+    "outside the scope); unbiased but high variance on little traffic",
+    CLICKS_DM: "clicks_dm: the click model alone (direct method); biased, a diagnostic",
+    ORACLE_CLICKS: "oracle_clicks: the generator's exact expected clicks@k of each order (synthetic data only)",
     NO_LABELS: "none: label-free page shape (modality exposure)",
 }
 #: Metrics shown in the report's main table and delta plot, in this order (position shares go to the plot only).
@@ -68,6 +88,8 @@ class ReportContext:
     bootstrap_method: str
     n_resamples: int
     notes: tuple[str, ...] = field(default_factory=tuple)  # e.g. why click estimates were skipped
+    curve: CurveContext | None = None  # the examination curve the click estimators divided by
+    gates: tuple[GateResult, ...] = ()  # the click estimates' sanity gates
 
 
 @dataclass(frozen=True)
@@ -78,21 +100,6 @@ class ReportFiles:
     html: Path
     markdown: Path
     images: tuple[Path, ...]
-
-
-def format_value(value: float) -> str:
-    """Numbers as the report prints them: 4 decimals; inf and NaN spelled out."""
-    if value is None or (isinstance(value, float) and math.isnan(value)) or pd.isna(value):
-        return "n/a"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return f"{value:.4f}"
-
-
-def format_delta(value: float) -> str:
-    """Deltas with an explicit sign, 4 decimals."""
-    text = format_value(value)
-    return text if text in ("n/a", "inf", "-inf") or text.startswith("-") else "+" + text
 
 
 def _table_rows(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -109,6 +116,13 @@ def _label(row: pd.Series) -> str:
     return metric_label(row["metric"], row["segment"], k, row["label_source"])
 
 
+def _reliable(metrics: pd.DataFrame) -> pd.Series:
+    """Rows not marked unreliable by a sanity gate (rows without the column count as reliable)."""
+    if "reliable" not in metrics:
+        return pd.Series(True, index=metrics.index)
+    return metrics["reliable"].fillna(True).astype(bool)
+
+
 # -- plots -------------------------------------------------------------------------------------
 def plot_metric_deltas(metrics: pd.DataFrame, path: Path, confidence_level: float) -> Path:
     """Horizontal error bars: each metric's delta (candidate - control) with its interval; 0 marked."""
@@ -118,7 +132,8 @@ def plot_metric_deltas(metrics: pd.DataFrame, path: Path, confidence_level: floa
             metrics["metric"].isin([NDCG, CROSS_MODAL_PAIR_ACCURACY]),
         ),
         ("modality exposure share in the top k", metrics["metric"] == EXPOSURE_SHARE),
-        ("clicks@k per page (counterfactual)", metrics["metric"] == CLICKS),
+        # Unreliable click rows are left out: a doubly robust interval of +/-30 would flatten the rest.
+        ("clicks@k per page (counterfactual; reliable rows)", (metrics["metric"] == CLICKS) & _reliable(metrics)),
     ]
     panels = [(title, _table_rows(metrics[mask])) for title, mask in families if mask.any()]
     heights = [max(1.5, 0.32 * len(rows) + 0.8) for _, rows in panels] or [2.0]
@@ -248,6 +263,7 @@ IMAGES = (
     ("per_modality_ndcg.png", "Per-modality NDCG"),
     ("ndcg_at_k.png", "NDCG@k curves"),
     ("exposure_by_position.png", "Modality exposure by position"),
+    (CLICK_IMAGE, "Click examination curve"),
 )
 
 
@@ -289,12 +305,14 @@ def _html(metrics: pd.DataFrame, decision: Decision, context: ReportContext) -> 
             f'<td class="{guardrail.verdict}">{guardrail.verdict}</td></tr>'
         )
     parts.append("</table>")
+    parts += html_click_section(metrics, context.curve, context.gates)
     for file_name, title in IMAGES:
         parts.append(f'<h2>{escape(title)}</h2><img src="{file_name}" alt="{escape(title)}">')
     parts += [
         "<h2>Metrics (gold.replay_metrics)</h2><table><tr>"
         '<th class="name">metric</th><th class="name">segment</th><th>k</th><th class="name">label_source</th>'
-        "<th>control</th><th>candidate</th><th>delta</th><th>ci_low</th><th>ci_high</th><th>queries</th></tr>"
+        "<th>control</th><th>candidate</th><th>delta</th><th>ci_low</th><th>ci_high</th><th>queries</th>"
+        '<th>MDE</th><th class="name">reliable</th></tr>'
     ]
     for _, row in _table_rows(metrics).iterrows():
         parts.append(
@@ -302,7 +320,8 @@ def _html(metrics: pd.DataFrame, decision: Decision, context: ReportContext) -> 
             f'<td>{"" if pd.isna(row["k"]) else int(row["k"])}</td><td class="name">{escape(row["label_source"])}</td>'
             f"<td>{format_value(row['control_value'])}</td><td>{format_value(row['candidate_value'])}</td>"
             f"<td>{format_delta(row['delta'])}</td><td>{format_delta(row['ci_low'])}</td>"
-            f"<td>{format_delta(row['ci_high'])}</td><td>{int(row['n_queries'])}</td></tr>"
+            f"<td>{format_delta(row['ci_high'])}</td><td>{int(row['n_queries'])}</td>"
+            f'<td>{format_value(row.get("mde", float("nan")))}</td><td class="name">{escape(reliability_text(row))}</td></tr>'
         )
     parts.append("</table><h2>Label sources</h2><ul>")
     for source in sorted(metrics["label_source"].unique().tolist()):
@@ -339,17 +358,19 @@ def _markdown(metrics: pd.DataFrame, decision: Decision, context: ReportContext)
             f"{format_delta(guardrail.ci_low)} | {format_delta(guardrail.ci_high)} | {guardrail.verdict} |"
         )
     lines.append("")
+    lines += markdown_click_section(metrics, context.curve, context.gates)
     for file_name, title in IMAGES:
         lines += [f"## {title}", "", f"![{title}]({file_name})", ""]
     lines += ["## Metrics (gold.replay_metrics)", "",
-              "| metric | segment | k | label_source | control | candidate | delta | ci_low | ci_high | queries |",
-              "|---|---|---:|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+              "| metric | segment | k | label_source | control | candidate | delta | ci_low | ci_high | queries | MDE "
+              "| reliable |", "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
     for _, row in _table_rows(metrics).iterrows():
         lines.append(
             f"| {row['metric']} | {row['segment']} | {'' if pd.isna(row['k']) else int(row['k'])} | "
             f"{row['label_source']} | {format_value(row['control_value'])} | {format_value(row['candidate_value'])} | "
             f"{format_delta(row['delta'])} | "
-            f"{format_delta(row['ci_low'])} | {format_delta(row['ci_high'])} | {int(row['n_queries'])} |"
+            f"{format_delta(row['ci_low'])} | {format_delta(row['ci_high'])} | {int(row['n_queries'])} | "
+            f"{format_value(row.get('mde', float('nan')))} | {reliability_text(row)} |"
         )
     lines += ["", "## Label sources", ""]
     sources = sorted(metrics["label_source"].unique().tolist())
@@ -365,7 +386,9 @@ def write_report(metrics: pd.DataFrame, decision: Decision, context: ReportConte
         plot_per_modality_ndcg(metrics, directory / IMAGES[1][0]),
         plot_ndcg_at_k(metrics, directory / IMAGES[2][0]),
         plot_exposure_by_position(metrics, directory / IMAGES[3][0]),
-    )
+        plot_click_propensities(context.curve, directory / CLICK_IMAGE, synthetic=is_synthetic(metrics),
+                                reason=curve_failure(context.gates)),
+    )  # fmt: skip
     html_path = directory / "index.html"
     markdown_path = directory / "report.md"
     html_path.write_text(_html(metrics, decision, context), encoding="utf-8")

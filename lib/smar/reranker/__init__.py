@@ -7,10 +7,13 @@ keeps each single-modal order inside its modality; baselines; the registry; the 
 | `inputs` | pinned-version reads of the tables and the assembly of a `PageStore` |
 | `text_cache` | MiniLM embeddings of query and item texts, encoded once per text ever |
 | `model`, `losses`, `dataset`, `training` | the torch model, SMAR losses, batches, the training loop |
-| `baselines` | fusions and LightGBM lambdarank |
+| `calibrated_merge` | the calibrated merge (monotone in every single-modal score) and the residual merge |
+| `merge_selection` | `smar_merge`, the default: the merge teaches the residual merge below half the labels |
+| `ceiling` | the merge ceiling: the best page that keeps every single-modal order (dynamic programme) |
+| `baselines`, `gbdt_smar` | fusions and LightGBM lambdarank; LightGBM with a SMAR objective |
 | `runs` | fitting and evaluating one run (shared by the job and the sweep) |
 | `registry` | `gold.reranker_runs` and artifacts |
 | `inference` | scoring logged pages with a registered run (for the replay) |
-| `sweep` | the budget sweep, its table and plot |
+| `sweep`, `sweep_report`, `sweep_stats` | the budget sweep; its table, comparisons and plot; bootstrap over queries and seeds |
 | `jobs` | the job bodies |
 """

@@ -1,4 +1,4 @@
-"""Scoring logged pages with a registered run (neural reranker, LightGBM or fusion).
+"""Scoring logged pages with a registered run (neural reranker, LightGBM, gbdt_smar or fusion).
 
 `score_logged_pages` is what the replay job calls: every logged impression of the chosen days
 and query splits, scored by the run registered as `run_id` in `gold.reranker_runs`. Each request
@@ -20,6 +20,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from smar.lake import Lakehouse
 from smar.reranker.baselines import LightGBMModel, fusion_scores
+from smar.reranker.gbdt_smar import GbdtSmarModel
 from smar.reranker.inputs import build_page_store, pin_versions
 from smar.reranker.registry import RunRecord, load_run
 from smar.reranker.store import PageStore
@@ -42,7 +43,7 @@ class RunScorer:
     """A registered run, loaded and ready to score `PageStore`s built to its input spec."""
 
     record: RunRecord
-    kind: str  # "neural", "lightgbm" or "fusion"
+    kind: str  # "neural", "lightgbm", "gbdt_smar" or "fusion"
     document: dict[str, Any]
     model: Any
 
@@ -84,7 +85,7 @@ class RunScorer:
         """[N] scores of every item of `store`."""
         if self.kind == "neural":
             return score_store(self.model, store)
-        if self.kind == "lightgbm":
+        if self.kind in ("lightgbm", "gbdt_smar"):
             return self.model.score(store)
         return fusion_scores(self.record.method, store, self.document.get("parameters", {}))
 
@@ -104,6 +105,8 @@ def load_scorer(lake: Lakehouse, run_id: str) -> RunScorer:
         model, _ = load_reranker(directory)
     elif kind == "lightgbm":
         model = LightGBMModel.load(directory)
+    elif kind == "gbdt_smar":
+        model = GbdtSmarModel.load(directory)
     elif kind == "fusion":
         if record.method not in FUSION_METHODS:
             raise ValueError(f"run {run_id}: fusion artifact for unknown method {record.method!r}")

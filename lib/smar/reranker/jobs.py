@@ -11,13 +11,14 @@ from pyspark.sql import SparkSession
 
 from smar.lake import Lakehouse
 from smar.reranker.baselines import LightGBMConfig
+from smar.reranker.gbdt_smar import GbdtSmarConfig
 from smar.reranker.registry import register_runs
 from smar.reranker.runs import fit_and_evaluate, prepare_pages
 from smar.reranker.sweep import SweepConfig, SweepSummary, run_budget_sweep
 from smar.reranker.text_cache import DEFAULT_ENCODER_NAME, TextEncodeFunction
 from smar.reranker.training import TrainingConfig
 from smar.storage.uris import join
-from smar.vocabulary import day_range
+from smar.vocabulary import DEFAULT_RERANKER_METHOD, day_range
 
 
 @dataclass(frozen=True)
@@ -46,12 +47,13 @@ def train_page_reranker(
     *,
     ds_start: str,
     ds_end: str,
-    method: str = "smar_pairwise",
+    method: str = DEFAULT_RERANKER_METHOD,
     strategy: str | None = "top",
     budget: float | None = None,
     seed: int | None = None,
     config: TrainingConfig | None = None,
     lightgbm: LightGBMConfig | None = None,
+    gbdt_smar: GbdtSmarConfig | None = None,
     annotators: tuple[str, ...] | None = None,
     resume: bool = False,
     progress: bool = True,
@@ -78,6 +80,7 @@ def train_page_reranker(
         seed=lake.settings.seed if seed is None else seed,
         training=config,
         lightgbm=lightgbm,
+        gbdt_smar=gbdt_smar,
         resume=resume,
         progress=progress,
     )

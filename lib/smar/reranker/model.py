@@ -57,6 +57,9 @@ class RerankerConfig(FrozenConfig):
     feedforward_dim: int = 128
     dropout: float = 0.1
     self_attention: bool = True
+    #: std of Gaussian noise added to the standardised numeric features in training mode (the
+    #: ICLR 2021 recipe for neural rankers on tabular features; 0 = off)
+    input_noise: float = 0.0
     modalities: tuple[str, ...] = MODALITIES
 
     @model_validator(mode="after")
@@ -167,6 +170,8 @@ class PageReranker(nn.Module):
         """Scores `[pages, items]`; padded positions are 0."""
         modality = batch.modality_id.clamp(0, self.config.n_modalities - 1)
         numeric = (batch.numeric - self.numeric_mean[modality]) / self.numeric_std[modality]
+        if self.training and self.config.input_noise > 0:
+            numeric = numeric + self.config.input_noise * torch.randn_like(numeric)
         items = batch.modality_id.shape[1]
         query = self.query_projection(batch.query_embedding)[:, None, :].expand(-1, items, -1)
         user = self.user_projection(batch.user_features)[:, None, :].expand(-1, items, -1)

@@ -28,6 +28,7 @@ from smar.reranker.baselines import (
     production_modality_share,
     train_lightgbm,
 )
+from smar.reranker.gbdt_smar import GbdtSmarConfig, train_gbdt_smar
 from smar.reranker.inputs import (
     build_page_store,
     pin_versions,
@@ -35,6 +36,7 @@ from smar.reranker.inputs import (
     read_page_labels,
     read_truth_grades,
 )
+from smar.reranker.merge_selection import merge_hyperparameters, train_selected_merge
 from smar.reranker.registry import RunRecord, artifact_directory, make_run_id
 from smar.reranker.store import (
     PageStore,
@@ -50,8 +52,9 @@ from smar.vocabulary import FUSION_METHODS, RERANKER_METHODS, content_hash
 
 log = logging.getLogger(__name__)
 
-#: The objective each neural method trains.
+#: The objective each neural method trains (smar_merge: `smar.reranker.merge_selection`).
 METHOD_OBJECTIVES: dict[str, dict[str, Any]] = {
+    "smar_merge": {},
     "smar_pairwise": {"objective": "smar", "intra_loss": "pairwise_hinge"},
     "smar_listwise": {"objective": "smar", "intra_loss": "list_mle"},
     "page_loss_only": {"objective": "page_loss_only"},
@@ -174,6 +177,7 @@ def fit_and_evaluate(
     seed: int,
     training: TrainingConfig | None = None,
     lightgbm: LightGBMConfig | None = None,
+    gbdt_smar: GbdtSmarConfig | None = None,
     resume: bool = False,
     progress: bool = True,
 ) -> FittedRun:
@@ -202,10 +206,13 @@ def fit_and_evaluate(
     }
     if method in METHOD_OBJECTIVES:
         config = (training or TrainingConfig()).replace(seed=seed, **METHOD_OBJECTIVES[method])
-        hyperparameters = config.to_dict()
+        hyperparameters = merge_hyperparameters(config) if method == "smar_merge" else config.to_dict()
     elif method == "lightgbm":
         lightgbm_config = (lightgbm or LightGBMConfig()).replace(seed=seed)
         hyperparameters = lightgbm_config.to_dict()
+    elif method == "gbdt_smar":
+        gbdt_config = (gbdt_smar or GbdtSmarConfig()).replace(seed=seed)
+        hyperparameters = gbdt_config.to_dict()
     else:
         hyperparameters = {"shares": production_modality_share(train)} if method == "fusion_interleave" else {}
     run_id = make_run_id(
@@ -230,15 +237,28 @@ def fit_and_evaluate(
         anchors = pages.train_anchors if config.anchors else None
         if config.anchors and not any(len(pairs) for pairs in anchors or []):
             log.warning("anchors are on but no iso-label anchor pair matches a training page")
-        result = train_reranker(
-            train,
-            validation,
-            config,
-            checkpoint_dir=directory / "checkpoint",
-            resume=resume and (directory / "checkpoint" / "checkpoint.pt").is_file(),
-            progress=progress,
-            anchors=anchors,
-        )
+        if method == "smar_merge":
+            selected = train_selected_merge(
+                train,
+                validation,
+                config,
+                checkpoint_dir=directory / "checkpoint",
+                resume=resume,
+                progress=progress,
+                anchors=anchors,
+            )
+            result, config = selected.result, selected.config
+            validation_metrics.update(selected.describe())
+        else:
+            result = train_reranker(
+                train,
+                validation,
+                config,
+                checkpoint_dir=directory / "checkpoint",
+                resume=resume and (directory / "checkpoint" / "checkpoint.pt").is_file(),
+                progress=progress,
+                anchors=anchors,
+            )
         save_reranker(result.model, config, directory, extra=extra_document)
         scores = score_store(result.model, pages.test)
         validation_scores = score_store(result.model, validation)
@@ -251,6 +271,12 @@ def fit_and_evaluate(
         scores = model.score(pages.test)
         validation_scores = model.score(validation)
         validation_metrics["best_iteration"] = model.best_iteration
+    elif method == "gbdt_smar":
+        gbdt_model = train_gbdt_smar(train, validation, gbdt_config)
+        gbdt_model.save(directory, extra=extra_document)
+        scores = gbdt_model.score(pages.test)
+        validation_scores = gbdt_model.score(validation)
+        validation_metrics["best_iteration"] = gbdt_model.best_iteration
     else:
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "config.json").write_text(

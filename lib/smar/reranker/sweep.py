@@ -15,24 +15,31 @@ queries. On synthetic data, `simulate_labels=True` writes that annotation into
 annotator who grades exactly the hidden truth), so "page_labels" and "oracle" test metrics agree
 unless real or noisy labels are used.
 
+With `label_noise` / `label_disagreement` > 0 the full annotation comes from the simulated
+annotator team instead (`smar.annotation.simulate`, the model of `smar simulate-annotators`: two
+annotators, the reranker reads their mean grade); the "oracle" metrics still use the hidden truth.
+
 Metric: NDCG@10 on test queries (one page per query, linear gain, trec_eval ties), against the
 hidden truth ("oracle") and against the test page labels ("page_labels"). Seeds vary the
-model's initialisation, dropout and page order (and the draw of the "random" strategy); the test
-queries are fixed, so the CIs (t interval over seeds) show training variance, not the sampling
-error of the test queries.
+model's initialisation, dropout and page order (and the draw of the "random" strategy). The
+intervals resample the test queries and the seeds together, paired across methods
+(`smar.reranker.sweep_stats`, `smar.reranker.sweep_report`). The merge ceiling
+(`smar.reranker.ceiling`: the best page that keeps every single-modal order) is reported next to
+the methods.
 
 Output: `gold.budget_sweep` (one slice per sweep_id), one `gold.reranker_runs` row per run, and
-under `<settings.reports>/sweep/`: `<sweep_id>.png` (the plot), `<sweep_id>_summary.csv`.
+under `<settings.reports>/sweep/`: `<sweep_id>.png` (the plot), `<sweep_id>_summary.csv`,
+`<sweep_id>_comparisons.json`, `<sweep_id>_per_query.csv` (every run's NDCG@10 per test query)
+and `<sweep_id>_rows.csv` (written in a local folder, then published to the URI). The reports are
+written before the tables, so a failing table write cannot lose a sweep's results.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,18 +48,29 @@ from pydantic import Field, model_validator
 from pyspark.sql import SparkSession
 from tqdm.auto import tqdm
 
+from smar.annotation.simulate import simulate_grades
 from smar.config import FrozenConfig
 from smar.lake import Lakehouse
 from smar.reranker.baselines import LightGBMConfig
+from smar.reranker.ceiling import ceiling_ndcg_per_page
+from smar.reranker.gbdt_smar import GbdtSmarConfig
 from smar.reranker.inputs import pin_versions, read_pinned
 from smar.reranker.registry import register_runs
-from smar.reranker.runs import PAGE_STORE_SPLITS, fit_and_evaluate, prepare_pages
+from smar.reranker.runs import PAGE_STORE_SPLITS, PreparedPages, fit_and_evaluate, prepare_pages
+from smar.reranker.sweep_report import (
+    aggregate_sweep,
+    headline_comparisons,
+    per_query_frame,
+    per_query_matrices,
+    plot_sweep,
+)
+from smar.reranker.sweep_stats import BootstrapDraws
 from smar.reranker.text_cache import DEFAULT_ENCODER_NAME, TextEncodeFunction
-from smar.reranker.training import TrainingConfig
+from smar.reranker.training import TrainingConfig, ndcg_per_page
 from smar.splits import query_split
 from smar.storage import files
 from smar.storage.uris import join
-from smar.vocabulary import FUSION_METHODS, RERANKER_METHODS, SMAR_METHODS, SWEEP_LABEL_SOURCES, content_id, day_range
+from smar.vocabulary import FUSION_METHODS, RERANKER_METHODS, SWEEP_LABEL_SOURCES, content_id, day_range
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +91,18 @@ class SweepConfig(FrozenConfig):
     strategy: str = "top"
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     lightgbm: LightGBMConfig = Field(default_factory=LightGBMConfig)
+    gbdt_smar: GbdtSmarConfig = Field(default_factory=GbdtSmarConfig)
     simulate_labels: bool = True
     annotator: str = SIMULATED_ANNOTATOR
+    #: with simulate_labels: the simulated team's noise and disagreement (0, 0: the noise-free
+    #: oracle annotator) and the seed of their draws
+    label_noise: float = Field(default=0.0, ge=0.0, le=1.0)
+    label_disagreement: float = Field(default=0.0, ge=0.0, le=1.0)
+    label_seed: int = 0
     sweep_id: str | None = None
     progress: bool = True
     encoder_name: str = DEFAULT_ENCODER_NAME
+    bootstrap_replicates: int = Field(default=2000, ge=100)
 
     @model_validator(mode="after")
     def _check(self) -> SweepConfig:
@@ -93,9 +118,26 @@ class SweepConfig(FrozenConfig):
     def definition(self) -> dict[str, Any]:
         """Everything that defines the sweep's results (for its id)."""
         values = self.model_dump()
-        values.pop("progress")
-        values.pop("sweep_id")
+        for name in ("progress", "sweep_id", "bootstrap_replicates"):
+            values.pop(name)
         return values
+
+    @property
+    def noisy_labels(self) -> bool:
+        return self.simulate_labels and (self.label_noise > 0 or self.label_disagreement > 0)
+
+    def label_annotators(self) -> tuple[str, ...] | None:
+        """The annotators whose labels the sweep reads (None: every one, `simulate_labels=False`)."""
+        if not self.simulate_labels:
+            return None
+        return simulated_team(self) if self.noisy_labels else (self.annotator,)
+
+
+def simulated_team(config: SweepConfig) -> tuple[str, ...]:
+    """Names of the simulated noisy team of `config`: distinct per noise setting, so sweeps with
+    different label settings share one `silver.page_labels` without mixing."""
+    tag = f"n{config.label_noise:g}-d{config.label_disagreement:g}-s{config.label_seed}"
+    return (f"simulated-team-{tag}-1", f"simulated-team-{tag}-2")
 
 
 @dataclass
@@ -122,11 +164,83 @@ def write_simulated_page_labels(
     ds_values: list[str],
     query_splits: tuple[str, ...] = PAGE_STORE_SPLITS,
     annotator: str = SIMULATED_ANNOTATOR,
+    noise: float = 0.0,
+    disagreement: float = 0.0,
+    team: tuple[str, ...] | None = None,
+    seed: int = 0,
 ) -> int:
     """Grade every candidate of every query of `query_splits` on ds_values (each query once, on
-    its earliest day) with its hidden truth grade, and MERGE these labels into
-    `silver.page_labels` (annotator `annotator`, strategy "full"). Re-running changes nothing.
-    Returns the number of label rows; candidates without a truth grade are counted in the log."""
+    its earliest day) and MERGE these labels into `silver.page_labels` (strategy "full").
+    Re-running changes nothing. Returns the number of label rows; candidates without a truth
+    grade are counted in the log.
+
+    Noise-free (noise = disagreement = 0): one annotator `annotator` who gives the hidden truth
+    grade. Otherwise the grades come from `smar.annotation.simulate.simulate_grades` (the noise
+    model of `smar simulate-annotators`), one task per page, one row per annotator of `team`
+    (default: two annotators named after `annotator`); the reranker reads their mean."""
+    # `spark` is the session `lake` writes through (job convention: (spark, lake, *, ...)).
+    assert lake.spark is None or lake.spark is spark, "lake must be bound to the given session"
+    labels = _full_annotation_truth(lake, ds_values=ds_values, query_splits=query_splits)
+    labelled_at = {ds: datetime.fromisoformat(f"{ds}T00:00:00+00:00") for ds in labels["ds"].unique()}
+    keys = labels[["ds", "query_id", "item_id", "modality"]].itertuples(index=False)
+    noisy = noise > 0 or disagreement > 0
+    if noisy:
+        names = team or (f"{annotator}-1", f"{annotator}-2")
+        tasks = [
+            {
+                "data": {
+                    "task_id": f"simulated/{ds}/{query}",
+                    "query_id": query,
+                    "items": [{"item_id": item} for item in group["item_id"]],
+                }
+            }
+            for (ds, query), group in labels.groupby(["ds", "query_id"], sort=True)
+        ]
+        truth = {
+            (query, item): int(grade)
+            for query, item, grade in labels[["query_id", "item_id", "grade"]].itertuples(False)
+        }
+        simulated = simulate_grades(
+            tasks, truth, n_annotators=len(names), noise=noise, disagreement=disagreement, seed=seed
+        )
+        graded = [
+            (ds, query, item, modality, renamed, simulated.grades[(f"simulated/{ds}/{query}", item, name)])
+            for ds, query, item, modality in keys
+            for name, renamed in zip(simulated.annotators, names, strict=True)
+        ]
+        source = f"simulated:noise={noise:g},disagreement={disagreement:g},seed={seed}"
+    else:
+        grades = labels["grade"].to_numpy()
+        graded = [(*key, annotator, int(grade)) for key, grade in zip(keys, grades, strict=True)]
+        source = "simulated:truth.relevance"
+    rows = [
+        {
+            "ds": ds,
+            "task_id": f"simulated/{ds}/{query}",
+            "page_id": f"{ds}/{query}",
+            "query_id": query,
+            "item_id": item,
+            "modality": modality,
+            "annotator": name,
+            "grade": int(grade),
+            "strategy": "full",
+            "round": 0,
+            "annotated_at": labelled_at[ds],
+            "source_file": source,
+            "ingested_at": labelled_at[ds],
+        }
+        for ds, query, item, modality, name, grade in graded
+    ]
+    if not rows:
+        return 0
+    lake.merge(rows, "silver.page_labels", update_when_changed=["grade"])
+    log.info("simulated %d page labels (%d queries)", len(rows), labels["query_id"].nunique())
+    return len(rows)
+
+
+def _full_annotation_truth(lake: Lakehouse, *, ds_values: list[str], query_splits: tuple[str, ...]) -> pd.DataFrame:
+    """(ds, query_id, item_id, modality, grade): every candidate of every query of
+    `query_splits` on its earliest day of `ds_values`, with its truth grade (ungraded dropped)."""
     versions = pin_versions(lake, ("silver.single_modal_scores", "truth.relevance"))
     candidates = (
         read_pinned(
@@ -154,177 +268,7 @@ def write_simulated_page_labels(
     missing = labels["grade"].isna()
     if missing.any():
         log.warning("%d candidates have no truth grade and stay unlabelled", int(missing.sum()))
-        labels = labels[~missing]
-    labelled_at = {ds: datetime.fromisoformat(f"{ds}T00:00:00+00:00") for ds in labels["ds"].unique()}
-    rows = [
-        {
-            "ds": ds,
-            "task_id": f"simulated/{ds}/{query}",
-            "page_id": f"{ds}/{query}",
-            "query_id": query,
-            "item_id": item,
-            "modality": modality,
-            "annotator": annotator,
-            "grade": int(grade),
-            "strategy": "full",
-            "round": 0,
-            "annotated_at": labelled_at[ds],
-            "source_file": "simulated:truth.relevance",
-            "ingested_at": labelled_at[ds],
-        }  # fmt: skip
-        for ds, query, item, modality, grade in labels[["ds", "query_id", "item_id", "modality", "grade"]].itertuples(
-            index=False
-        )
-    ]
-    if not rows:
-        return 0
-    lake.merge(rows, "silver.page_labels", update_when_changed=["grade"])
-    log.info("simulated %d page labels (%d queries)", len(rows), labels["query_id"].nunique())
-    return len(rows)
-
-
-# ------------------------------------------------------------------------------ statistics
-
-
-def mean_and_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
-    """(mean, low, high): Student-t interval over the values (NaN bounds when n < 2)."""
-    from scipy import stats
-
-    finite = np.asarray(values, dtype=np.float64)
-    finite = finite[~np.isnan(finite)]
-    if finite.size == 0:
-        return math.nan, math.nan, math.nan
-    mean = float(finite.mean())
-    if finite.size < 2:
-        return mean, math.nan, math.nan
-    half = float(stats.t.ppf(0.5 + confidence / 2, finite.size - 1) * finite.std(ddof=1) / math.sqrt(finite.size))
-    return mean, mean - half, mean + half
-
-
-def aggregate_sweep(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per (label_source, method, budget): seeds, mean NDCG@10 and its 95% t interval."""
-    records = []
-    for (source, method, budget), group in rows.groupby(["label_source", "method", "budget"], sort=True):
-        mean, low, high = mean_and_interval(group["ndcg_at_10"].to_numpy())
-        records.append(
-            {
-                "label_source": source,
-                "method": method,
-                "budget": budget,
-                "seeds": len(group),
-                "ndcg_at_10": mean,
-                "ci_low": low,
-                "ci_high": high,
-            }
-        )
-    return pd.DataFrame.from_records(records)
-
-
-def _per_seed(rows: pd.DataFrame, source: str, method: str, budget: float) -> pd.Series:
-    chosen = rows[(rows["label_source"] == source) & (rows["method"] == method) & np.isclose(rows["budget"], budget)]
-    return chosen.set_index("seed")["ndcg_at_10"]
-
-
-def headline_comparisons(rows: pd.DataFrame, budgets: tuple[float, ...]) -> dict[str, Any]:
-    """The issue's questions, per label source: SMAR@p / SFT@100% (paired by seed; does the
-    mean ratio reach 0.97?), and SMAR - page_loss_only at each budget below 1 (paired by seed)."""
-    comparisons: dict[str, Any] = {}
-    for source in sorted(rows["label_source"].unique()):
-        sft = _per_seed(rows, source, "sft", 1.0)
-        entry: dict[str, Any] = {}
-        for method in SMAR_METHODS:
-            for budget in budgets:
-                if budget >= 1.0:
-                    continue
-                smar = _per_seed(rows, source, method, budget)
-                if not sft.empty and not smar.empty:
-                    paired = (smar / sft).dropna()
-                    mean, low, high = mean_and_interval(paired.to_numpy())
-                    entry[f"{method}@{budget:g}_over_sft"] = {
-                        "ratio": mean,
-                        "ci_low": low,
-                        "ci_high": high,
-                        "reaches_0.97": bool(mean >= 0.97),
-                    }
-                baseline = _per_seed(rows, source, "page_loss_only", budget)
-                if not baseline.empty and not smar.empty:
-                    difference = (smar - baseline).dropna()
-                    mean, low, high = mean_and_interval(difference.to_numpy())
-                    entry[f"{method}@{budget:g}_minus_page_loss_only"] = {
-                        "difference": mean,
-                        "ci_low": low,
-                        "ci_high": high,
-                        "smar_better_in_seeds": int((difference > 0).sum()),
-                        "seeds": int(difference.size),
-                    }
-        comparisons[source] = entry
-    return comparisons
-
-
-# ------------------------------------------------------------------------------------ plot
-
-
-METHOD_STYLE: dict[str, dict[str, Any]] = {
-    "smar_pairwise": {"color": "tab:red", "marker": "o", "label": "SMAR (pairwise)"},
-    "smar_listwise": {"color": "tab:orange", "marker": "s", "label": "SMAR (listwise)"},
-    "page_loss_only": {"color": "tab:blue", "marker": "^", "label": "page loss only"},
-    "lightgbm": {"color": "tab:green", "marker": "D", "label": "LightGBM lambdarank"},
-    "sft": {"color": "black", "label": "SFT (100% labels)"},
-    "fusion_raw": {"color": "tab:gray", "label": "fusion: raw score"},
-    "fusion_zscore": {"color": "tab:purple", "label": "fusion: z-score"},
-    "fusion_interleave": {"color": "tab:brown", "label": "fusion: interleave"},
-}
-
-
-def plot_sweep(aggregate: pd.DataFrame, path: Path, *, title: str) -> Path:
-    """PNG of NDCG@10 against the budget: one panel per label source; lines with 95% CI bands
-    for budgeted methods, horizontal lines for SFT (solid, with its CI band and a dotted 0.97 x
-    SFT line) and for the label-free fusions (dashed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    sources = [source for source in LABEL_SOURCES if source in set(aggregate["label_source"])]
-    figure, axes = plt.subplots(1, len(sources), figsize=(6.5 * len(sources), 4.8), squeeze=False, sharey=True)
-    for axis, source in zip(axes[0], sources, strict=True):
-        data = aggregate[aggregate["label_source"] == source]
-        budgets = sorted(data.loc[~data["method"].isin(("sft", *FUSION_METHODS)), "budget"].unique())
-        low_x, high_x = (min(budgets), max(budgets)) if budgets else (0.1, 1.0)
-        for method, style in METHOD_STYLE.items():
-            rows = data[data["method"] == method].sort_values("budget")
-            if rows.empty:
-                continue
-            if method == "sft" or method in FUSION_METHODS:
-                value = float(rows["ndcg_at_10"].iloc[0])
-                linestyle = "-" if method == "sft" else "--"
-                axis.axhline(value, color=style["color"], linestyle=linestyle, linewidth=1.2, label=style["label"])
-                if method == "sft":
-                    if not math.isnan(float(rows["ci_low"].iloc[0])):
-                        axis.axhspan(
-                            float(rows["ci_low"].iloc[0]), float(rows["ci_high"].iloc[0]), color="black", alpha=0.08
-                        )
-                    axis.axhline(0.97 * value, color="black", linestyle=":", linewidth=1.0, label="0.97 x SFT")
-                continue
-            x = rows["budget"].to_numpy()
-            axis.plot(x, rows["ndcg_at_10"], marker=style["marker"], color=style["color"], label=style["label"])
-            if rows["ci_low"].notna().any():
-                axis.fill_between(x, rows["ci_low"], rows["ci_high"], color=style["color"], alpha=0.15)
-        axis.set_xscale("log")
-        axis.set_xticks(budgets or [low_x, high_x])
-        axis.set_xticklabels([f"{100 * b:g}%" for b in (budgets or [low_x, high_x])])
-        axis.set_xlabel("annotation budget (share of each modality's candidates with a page label)")
-        axis.set_title(f"NDCG@10 on test queries vs {'hidden truth (oracle)' if source == 'oracle' else 'page labels'}")
-        axis.grid(alpha=0.3)
-    axes[0][0].set_ylabel("NDCG@10 (mean over seeds, 95% CI)")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
-    figure.suptitle(title)
-    figure.tight_layout(rect=(0, 0.12, 1, 0.95))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return labels[~missing]
 
 
 # ------------------------------------------------------------------------------ the sweep
@@ -351,23 +295,34 @@ def sweep_plan(config: SweepConfig) -> list[tuple[int, str, float | None]]:
 def run_budget_sweep(
     spark: SparkSession, lake: Lakehouse, config: SweepConfig, *, encode: TextEncodeFunction | None = None
 ) -> SweepSummary:
-    """Run every (seed, method, budget) of `config`; write `gold.budget_sweep` (slice sweep_id)
-    and the runs' `gold.reranker_runs` rows; save the plot and the summary CSV."""
+    """Run every (seed, method, budget) of `config`; save the reports (plot, summary, per-query
+    NDCG@10, comparisons, rows), then write `gold.budget_sweep` (slice sweep_id) and the runs'
+    `gold.reranker_runs` rows."""
     days = day_range(config.ds_start, config.ds_end)
     if config.simulate_labels:
-        write_simulated_page_labels(spark, lake, ds_values=days, annotator=config.annotator)
+        write_simulated_page_labels(
+            spark,
+            lake,
+            ds_values=days,
+            annotator=config.annotator,
+            noise=config.label_noise,
+            disagreement=config.label_disagreement,
+            team=simulated_team(config) if config.noisy_labels else None,
+            seed=config.label_seed,
+        )
     versions = pin_versions(lake)
     pages = prepare_pages(
         lake,
         ds_values=days,
         versions=versions,
-        annotators=(config.annotator,) if config.simulate_labels else None,
+        annotators=config.label_annotators(),
         encode=encode,
         encoder_name=config.encoder_name,
     )
     sweep_id = config.sweep_id or content_id("sweep", {**config.definition(), "inputs": pages.fingerprint()})
     created_at = datetime.now(UTC)
-    rows, records = [], []
+    grades_by_source = {"oracle": pages.test_truth, "page_labels": pages.test.labels}
+    rows, records, per_query = [], [], []
     plan = sweep_plan(config)
     for seed, method, budget in tqdm(plan, desc=f"budget sweep {sweep_id}", disable=not config.progress):
         fitted = fit_and_evaluate(
@@ -379,21 +334,33 @@ def run_budget_sweep(
             seed=seed,
             training=config.training,
             lightgbm=config.lightgbm,
+            gbdt_smar=config.gbdt_smar,
             progress=False,
         )
         record = fitted.record
         records.append(record)
         for source in LABEL_SOURCES:
             value = record.test_metrics.get(f"{source}_ndcg_at_10")
-            if value is None:
+            grades = grades_by_source[source]
+            if value is None or grades is None:
                 continue
+            budget_value = 0.0 if record.budget is None else float(record.budget)
+            per_query.append(
+                {
+                    "label_source": source,
+                    "method": method,
+                    "budget": budget_value,
+                    "seed": seed,
+                    "ndcg": ndcg_per_page(pages.test, fitted.test_scores, grades),
+                }
+            )
             rows.append(
                 {
                     "sweep_id": sweep_id,
                     "run_id": record.run_id,
                     "method": method,
                     "strategy": record.strategy,
-                    "budget": 0.0 if record.budget is None else float(record.budget),
+                    "budget": budget_value,
                     "seed": seed,
                     "label_source": source,
                     "ndcg_at_10": float(value),
@@ -407,20 +374,53 @@ def run_budget_sweep(
                 }
             )
         log.info("%s budget=%s seed=%d: %s", method, budget, seed, record.test_metrics)
-    register_runs(lake, records)
+        _keep_session_alive(lake)
     frame = pd.DataFrame.from_records(rows)
+    summary = _write_reports(lake, config, sweep_id, pages, frame, per_query, grades_by_source)
+    register_runs(lake, records)
     lake.overwrite_slice(rows, SWEEP_TABLE, {"sweep_id": sweep_id})
+    return summary
 
-    aggregate = aggregate_sweep(frame)
-    comparisons = headline_comparisons(frame, config.budgets)
+
+def _keep_session_alive(lake: Lakehouse) -> None:
+    """Touch the engine session: the embedded engine drops a Spark Connect session left idle for
+    long, and a sweep trains for an hour between its writes."""
+    if lake.spark is not None:
+        lake.spark.sql("SELECT 1").collect()
+
+
+def _write_reports(
+    lake: Lakehouse,
+    config: SweepConfig,
+    sweep_id: str,
+    pages: PreparedPages,
+    frame: pd.DataFrame,
+    per_query: list[dict[str, Any]],
+    grades_by_source: dict[str, Any],
+) -> SweepSummary:
+    """The sweep's files under `reports/sweep/` (no engine needed) and its summary."""
+    ceilings = {
+        source: ceiling_ndcg_per_page(pages.test, grades)
+        for source, grades in grades_by_source.items()
+        if grades is not None and not np.isnan(grades).all()
+    }
+    matrices = per_query_matrices(per_query, config.seeds, ceilings)
+    draws = BootstrapDraws.draw(len(config.seeds), pages.test.n_pages, replicates=config.bootstrap_replicates)
+    aggregate = aggregate_sweep(frame, matrices, draws)
+    comparisons = headline_comparisons(frame, config.budgets, matrices=matrices, draws=draws)
+    comparisons["test_queries"] = pages.test.n_pages
     output_uri = join(lake.settings.reports, "sweep")
     output, publish = files.staged_folder(output_uri)  # written locally, published to the URI
     summary_path = output / f"{sweep_id}_summary.csv"
     aggregate.to_csv(summary_path, index=False)
+    per_query_frame(matrices, pages.test.query_id).to_csv(output / f"{sweep_id}_per_query.csv", index=False)
+    frame.to_csv(output / f"{sweep_id}_rows.csv", index=False)
     (output / f"{sweep_id}_comparisons.json").write_text(json.dumps(comparisons, indent=2, sort_keys=True))
+    labels = f", labels noise {config.label_noise:g} / disagreement {config.label_disagreement:g}"
     title = (
-        f"{sweep_id}: {len(config.seeds)} seeds, strategy {config.strategy}, "
-        f"{pages.train.n_pages} train / {pages.validation.n_pages} valid / {pages.test.n_pages} test queries"
+        f"{sweep_id}: {len(config.seeds)} seeds, strategy {config.strategy}"
+        f"{labels if config.noisy_labels else ''}, {pages.train.n_pages} train / "
+        f"{pages.validation.n_pages} valid / {pages.test.n_pages} test queries"
     )
     plot_path = plot_sweep(aggregate, output / f"{sweep_id}.png", title=title)
     publish()

@@ -51,6 +51,12 @@ from tqdm.auto import tqdm
 from smar.config import FrozenConfig
 from smar.errors import ArtifactError
 from smar.metrics import mean_over_queries, ndcg_at
+from smar.reranker.calibrated_merge import (
+    CalibratedMerge,
+    CalibratedMergeConfig,
+    ResidualMerge,
+    ResidualMergeConfig,
+)
 from smar.reranker.dataset import PageBatch, collate_pages, page_loader
 from smar.reranker.losses import (
     AnchorPairs,
@@ -70,6 +76,12 @@ from smar.vocabulary import MODALITIES
 log = logging.getLogger(__name__)
 
 Objective = Literal["smar", "page_loss_only"]
+#: The scorer a run trains: `PageReranker` (free-form), `CalibratedMerge` (monotone in every
+#: single-modal score by construction) or `ResidualMerge` (the merge plus a scaled PageReranker).
+ModelKind = Literal["page_reranker", "calibrated_merge", "residual_merge"]
+MergeContext = Literal["query", "user", "page_stats", "cosine_stats"]
+Architecture = RerankerConfig | CalibratedMergeConfig | ResidualMergeConfig
+Scorer = PageReranker | CalibratedMerge | ResidualMerge
 CHECKPOINT_FILE = "checkpoint.pt"
 STATE_DICT_FILE = "state_dict.pt"
 CONFIG_FILE = "config.json"
@@ -117,6 +129,17 @@ class TrainingConfig(FrozenConfig):
     feedforward_dim: int = 128
     dropout: float = 0.1
     self_attention: bool = True
+    #: std of Gaussian noise on the standardised numeric inputs of `PageReranker` in training
+    #: (the ICLR 2021 recipe for neural rankers on tabular features; 0 = off)
+    input_noise: float = 0.0
+    model_kind: ModelKind = "page_reranker"
+    #: calibrated / residual merge: width of the page-context MLP, and what it reads
+    context_dim: int = 32
+    merge_context: tuple[MergeContext, ...] = ("query", "user", "page_stats")
+    #: calibrated merge: extra [rank <= r] basis functions for r = 1..rank_steps
+    rank_steps: int = 0
+    #: residual merge: the free-form residual's scale (its output is added to the merge)
+    residual_scale: float = 1.0
 
     @model_validator(mode="after")
     def _check(self) -> TrainingConfig:
@@ -133,8 +156,32 @@ class TrainingConfig(FrozenConfig):
             raise ValueError(f"modality_weights names unknown modalities {sorted(unknown)}")
         return self
 
-    def architecture(self, store: PageStore) -> RerankerConfig:
-        """The architecture for `store`'s input widths."""
+    def architecture(self, store: PageStore) -> Architecture:
+        """The architecture of `model_kind` for `store`'s input widths."""
+        if self.model_kind == "residual_merge":
+            return ResidualMergeConfig(
+                merge=self._merge_architecture(store),
+                residual=self._reranker_architecture(store),
+                residual_scale=self.residual_scale,
+            )
+        if self.model_kind == "calibrated_merge":
+            return self._merge_architecture(store)
+        return self._reranker_architecture(store)
+
+    def _merge_architecture(self, store: PageStore) -> CalibratedMergeConfig:
+        return CalibratedMergeConfig.for_store(
+            store,
+            context_dim=self.context_dim,
+            dropout=self.dropout,
+            n_modalities=len(MODALITIES),
+            use_query="query" in self.merge_context,
+            use_user="user" in self.merge_context,
+            use_page_stats="page_stats" in self.merge_context,
+            use_cosine_stats="cosine_stats" in self.merge_context,
+            rank_steps=self.rank_steps,
+        )
+
+    def _reranker_architecture(self, store: PageStore) -> RerankerConfig:
         return RerankerConfig.for_store(
             store,
             model_dim=self.model_dim,
@@ -143,6 +190,7 @@ class TrainingConfig(FrozenConfig):
             feedforward_dim=self.feedforward_dim,
             dropout=self.dropout,
             self_attention=self.self_attention,
+            input_noise=self.input_noise,
             n_modalities=len(MODALITIES),
         )
 
@@ -163,11 +211,20 @@ class TrainingConfig(FrozenConfig):
         return cls.model_validate(values)
 
 
+def build_model(architecture: Architecture) -> Scorer:
+    """The untrained module of `architecture`."""
+    if isinstance(architecture, ResidualMergeConfig):
+        return ResidualMerge(architecture)
+    if isinstance(architecture, CalibratedMergeConfig):
+        return CalibratedMerge(architecture)
+    return PageReranker(architecture)
+
+
 @dataclass
 class TrainingResult:
     """The best model (eval mode, CPU), its epoch, and one history record per epoch run."""
 
-    model: PageReranker
+    model: Scorer
     history: list[dict[str, Any]]
     best_epoch: int
     best_validation_ndcg: float
@@ -182,7 +239,7 @@ class TrainingResult:
 
 
 def score_store(
-    model: PageReranker, store: PageStore, *, device: torch.device | str = "cpu", batch_pages: int = 64
+    model: Scorer, store: PageStore, *, device: torch.device | str = "cpu", batch_pages: int = 64
 ) -> NDArray[np.float32]:
     """[N] scores of every item of `store`, in store order (eval mode, no gradients)."""
     resolved = torch.device(device)
@@ -319,7 +376,7 @@ def train_reranker(
     devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(config.seed)
-        model = PageReranker(config.architecture(train))
+        model = build_model(config.architecture(train))
         model.fit_standardization(train)
         model = model.to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
@@ -449,31 +506,48 @@ def _write_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
 
 def save_reranker(
-    model: PageReranker, config: TrainingConfig, directory: Path, *, extra: dict[str, Any] | None = None
+    model: Scorer, config: TrainingConfig, directory: Path, *, extra: dict[str, Any] | None = None
 ) -> Path:
-    """Write `state_dict.pt` and `config.json` ({"kind": "neural", "model": ..., "training":
-    ..., **extra}) into `directory`; returns it."""
+    """Write `state_dict.pt` and `config.json` ({"kind": "neural", "model_kind": ..., "model":
+    ..., "training": ..., **extra}) into `directory`; returns it."""
     directory.mkdir(parents=True, exist_ok=True)
     state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
     torch.save(state, directory / STATE_DICT_FILE)
-    document = {"kind": "neural", "model": model.config.to_dict(), "training": config.to_dict(), **(extra or {})}
+    document = {
+        "kind": "neural",
+        "model_kind": config.model_kind,
+        "model": model.config.to_dict(),
+        "training": config.to_dict(),
+        **(extra or {}),
+    }
     (directory / CONFIG_FILE).write_text(json.dumps(document, indent=2, sort_keys=True, default=str))
     return directory
 
 
-def load_reranker(directory: Path) -> tuple[PageReranker, dict[str, Any]]:
+def load_reranker(directory: Path) -> tuple[Scorer, dict[str, Any]]:
     """The model of an artifact written by `save_reranker` (eval mode, CPU) and its config JSON."""
     document = json.loads((directory / CONFIG_FILE).read_text())
     if document.get("kind") != "neural":
         raise ArtifactError(f"{directory} holds a {document.get('kind')!r} artifact, not a neural reranker")
     # Modality ids are indexes into the modality order the model was trained with; an artifact
     # that does not record it predates the one vocabulary (ids web, answer, image, video).
-    trained_order = tuple(document["model"].get("modalities", ()))
+    kind = document.get("model_kind", "page_reranker")
+    recorded = document["model"]["merge"] if kind == "residual_merge" else document["model"]
+    trained_order = tuple(recorded.get("modalities", ()))
     if trained_order != tuple(MODALITIES):
         raise ArtifactError(
             f"{directory}: reranker trained with modality order {list(trained_order) or 'unrecorded'}, "
             f"this code uses {list(MODALITIES)}; retrain the run"
         )
-    model = PageReranker(RerankerConfig.from_dict(document["model"]))
+    architecture: Architecture
+    if kind == "residual_merge":
+        architecture = ResidualMergeConfig.from_dict(document["model"])
+    elif kind == "calibrated_merge":
+        architecture = CalibratedMergeConfig.from_dict(document["model"])
+    elif kind == "page_reranker":
+        architecture = RerankerConfig.from_dict(document["model"])
+    else:
+        raise ArtifactError(f"{directory}: unknown model_kind {kind!r}")
+    model = build_model(architecture)
     model.load_state_dict(torch.load(directory / STATE_DICT_FILE, map_location="cpu", weights_only=True))
     return model.eval(), document

@@ -16,8 +16,9 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from smar.errors import InputRefused
+from smar.frames import content_fingerprint
 from smar.ingest.jobs import completed_ingest
-from smar.lake import Lakehouse, content_fingerprint
+from smar.lake import Lakehouse
 from smar.single_modal.evaluation import (
     RankerEvaluation,
     evaluate_against_baselines,
