@@ -8,7 +8,7 @@ embedded engine.
    (and the folder the venv's editable install points at) and this run's local folders, so its
    executors see nothing of the driver's disk: `smar` reaches them only through `--py-files`.
 3. Every job of the pipeline is one `spark-submit --master spark://... --packages ...
-   --py-files dist/smar-0.1.0-py3-none-any.whl jobs/<job>.py ...` (`PIPELINE`): ingest three
+   --py-files dist/smar-0.1.0.zip jobs/<job>.py ...` (`PIPELINE`): ingest three
    days, train the single-modal rankers, score the last day, build, export, simulate and import
    the annotations, the annotation cost, train the SMAR reranker, replay it. The jobs run under
    `--engine cluster` (classic Spark 4.2 + delta-spark), exactly as on YARN or Kubernetes.
@@ -42,7 +42,10 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from tests.integration import servers, spark_cluster  # noqa: E402
 
-WHEEL = REPO_ROOT / "dist" / "smar-0.1.0-py3-none-any.whl"
+# The wheel under its .zip name (scripts/package.sh): PySpark's executors put only .zip/.egg/.jar
+# files of --py-files on their Python path; with the .whl the scoring UDF failed on the isolated
+# worker with "No module named 'smar.single_modal'" (measured).
+WHEEL = REPO_ROOT / "dist" / "smar-0.1.0.zip"
 JOBS = REPO_ROOT / "jobs"
 # Columns that differ between any two runs: when a row was written, and which code wrote it.
 AUDIT_COLUMNS = {"created_at", "ingested_at", "completed_at", "rejected_at", "annotated_at", "git_commit"}

@@ -243,6 +243,11 @@ def test_tiny_demo_runs_into_the_bucket(s3_server, s3_environ, storage_settings,
     for table in all_tables():
         if table in ("silver.iso_label_anchors", "gold.budget_sweep"):
             continue  # not written by the demo (iso-label and the sweep are separate commands)
+        if table == "gold.click_propensities":
+            # tiny has too few randomised pages to fit the examination curve (11 < min_pages=50),
+            # so the replay refuses the fit and writes no row, on local disk as here
+            assert "click propensities" in done.stderr + done.stdout
+            continue
         layer, name = table.split(".")
         assert any(key.startswith(f"warehouse/{layer}/{name}/_delta_log/") for key in keys), table
     assert "artifacts/single_modal/CURRENT" in keys
@@ -271,6 +276,13 @@ def test_tiny_demo_runs_into_the_bucket(s3_server, s3_environ, storage_settings,
         decisions = DeltaTable({s3_prefix + "/warehouse/gold/ab_decisions"!r}, storage_options=options).to_pandas()
         runs = DeltaTable({s3_prefix + "/warehouse/gold/reranker_runs"!r}, storage_options=options).to_pandas()
         print(decisions["decision"].iloc[0], decisions["report_path"].iloc[0], runs["artifact_path"].iloc[0])
+        # An error above exits 1. After a read, deltalake 1.6.6 sometimes aborts the interpreter's
+        # teardown ("terminate called without an active exception", SIGABRT; delta-io/delta-rs#2184,
+        # about 1 run in 10 here, also on local tables): leave without it; the clean exit of a bare
+        # script is test_analyst_snippet_exits_cleanly's subject.
+        import os, sys
+        sys.stdout.flush()
+        os._exit(0)
     """)
     read = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert read.returncode == 0, read.stderr
