@@ -60,12 +60,14 @@ demo-s3: $(STAMP)
 # The whole tiny pipeline, one spark-submit per job, on a local Spark standalone cluster (two
 # workers, one in its own mount namespace when root) with delta-spark and the warehouse on the
 # S3-compatible server; its tables are compared with the embedded engine's run of the same jobs.
+# CLUSTER_MODE=single submits the whole `smar demo` as one job (jobs/demo.py) instead.
 CLUSTER_SIZE ?= tiny
+CLUSTER_MODE ?= jobs
 cluster-demo: $(STAMP)
 	bash scripts/moto_env.sh
 	bash scripts/spark_jars.sh
 	bash scripts/package.sh --wheel-only
-	$(BIN)/python scripts/cluster_demo.py --size $(CLUSTER_SIZE) --ds $(DS)
+	$(BIN)/python scripts/cluster_demo.py --size $(CLUSTER_SIZE) --ds $(DS) --mode $(CLUSTER_MODE)
 
 clean:
 	rm -rf warehouse artifacts reports dist .pytest_cache label_studio_demo

@@ -241,17 +241,25 @@ def compare_tables(roots: Mapping[str, str], *, tolerance: float = 1e-6) -> dict
     root_values = sorted(roots.values(), key=len, reverse=True)
     for table in all_tables():
         rows: dict[str, list[tuple]] = {}
-        columns: list[str] = []
+        names: dict[str, set[str]] = {}
+        data_of = {}
         for name in roots:
             try:
-                data = delta_table(table, settings=settings[name]).to_pyarrow_table()
+                data_of[name] = delta_table(table, settings=settings[name]).to_pyarrow_table()
             except Exception:
-                rows[name] = []
-                continue
-            columns = [column for column in data.column_names if column not in AUDIT_COLUMNS]
-            rows[name] = sorted(
-                (tuple(_canonical(row[column], root_values) for column in columns) for row in data.to_pylist()),
-                key=repr,
+                data_of[name] = None
+            names[name] = set() if data_of[name] is None else set(data_of[name].column_names) - AUDIT_COLUMNS
+        # The same columns, by name and in one order for both tiers: the engines may store a table's
+        # columns in another order (a partition column last, say).
+        columns = sorted(set.intersection(*names.values())) if all(names.values()) else []
+        for name, data in data_of.items():
+            rows[name] = (
+                []
+                if data is None
+                else sorted(
+                    (tuple(_canonical(row[column], root_values) for column in columns) for row in data.to_pylist()),
+                    key=repr,
+                )
             )
         left, right = (rows[name] for name in roots)
         differing = sorted(
@@ -261,6 +269,7 @@ def compare_tables(roots: Mapping[str, str], *, tolerance: float = 1e-6) -> dict
                 for index, (x, y) in enumerate(zip(a, b))
                 if not _close(x, y, tolerance)
             }
+            | (set.union(*names.values()) - set(columns) if all(names.values()) else set())
         )
         report[table] = {"rows": [len(left), len(right)], "differing_columns": differing}
     return report
