@@ -216,8 +216,19 @@ class Lakehouse:
         return frame.select(*[F.col(name) for name in contract.column_names])
 
     def read_arrow(self, table: str, *, version: int | None = None, filters: Any = None) -> pa.Table:
-        """The table through delta-rs (no Spark), optionally at a version: for trainers and analysts."""
-        return self.delta_table(table, version).to_pyarrow_table(filters=filters)
+        """The table through delta-rs (no Spark), optionally at a version: for trainers and analysts.
+
+        Columns in one order whichever engine wrote the table (pysail stores the partition columns
+        last, delta-spark in the contract's order): the contract's, partition columns last, then
+        any others, so that fingerprints of what a run read agree across engines."""
+        data = self.delta_table(table, version).to_pyarrow_table(filters=filters)
+        contract = load_contract(table)
+        order = [column.name for column in contract.columns if column.name not in contract.partition_by]
+        order += list(contract.partition_by)
+        present = set(data.column_names)
+        return data.select(
+            [name for name in order if name in present] + [n for n in data.column_names if n not in order]
+        )
 
     # -- writes ---------------------------------------------------------------------------------
     def frame(self, rows: Rows, table: str) -> DataFrame:
