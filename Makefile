@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SIZE ?= demo
 DS ?= 2026-11-01
 
-.PHONY: venv lint demo test test-all bench airflow-demo package clean label-studio-sdk test-label-studio label-studio-demo
+.PHONY: venv lint demo test test-all bench airflow-demo package clean demo-s3 cluster-demo label-studio-sdk test-label-studio label-studio-demo
 
 $(STAMP): requirements.txt constraints.txt lib/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,26 @@ package: $(STAMP)
 
 airflow-demo: $(STAMP)
 	SIZE=$(SIZE) DS=$(DS) bash scripts/airflow_demo.sh
+
+# The whole demo with every location on an S3-compatible server on loopback (moto, in its own
+# venv), started and stopped here; the decision is then read back with delta-rs, as an analyst would.
+S3_SIZE ?= tiny
+demo-s3: $(STAMP)
+	bash scripts/moto_env.sh
+	$(BIN)/python tests/integration/servers.py with-s3 --bucket lake -- \
+	  env SIZE=$(S3_SIZE) DS=$(DS) PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo_s3.sh
+
+# The whole tiny pipeline, one spark-submit per job, on a local Spark standalone cluster (two
+# workers, one in its own mount namespace when root) with delta-spark and the warehouse on the
+# S3-compatible server; its tables are compared with the embedded engine's run of the same jobs.
+# CLUSTER_MODE=single submits the whole `smar demo` as one job (jobs/demo.py) instead.
+CLUSTER_SIZE ?= tiny
+CLUSTER_MODE ?= jobs
+cluster-demo: $(STAMP)
+	bash scripts/moto_env.sh
+	bash scripts/spark_jars.sh
+	bash scripts/package.sh --wheel-only
+	$(BIN)/python scripts/cluster_demo.py --size $(CLUSTER_SIZE) --ds $(DS) --mode $(CLUSTER_MODE)
 
 clean:
 	rm -rf warehouse artifacts reports dist .pytest_cache label_studio_demo

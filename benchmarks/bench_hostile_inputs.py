@@ -28,7 +28,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from deltalake import DeltaTable
+
+from smar.lake import open_delta_table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import record_result
@@ -96,7 +97,7 @@ def rows_of(warehouse: Path, table: str, ds: str = DS) -> list[dict[str, object]
     path = warehouse / table.replace(".", "/")
     if not (path / "_delta_log").is_dir():
         return []
-    return DeltaTable(str(path)).to_pyarrow_table(filters=[("ds", "=", ds)]).to_pylist()
+    return open_delta_table(path.as_uri()).to_pyarrow_table(filters=[("ds", "=", ds)]).to_pylist()
 
 
 def ingest_files(
@@ -371,7 +372,7 @@ def demo_rerun_registers_nothing_new(h: Harness) -> Outcome:
         warehouse = folder / "warehouse"
         counts.append(
             tuple(
-                DeltaTable(str(warehouse / table)).to_pyarrow_dataset().count_rows()
+                open_delta_table((warehouse / table).as_uri()).to_pyarrow_dataset().count_rows()
                 for table in ("gold/reranker_runs", "gold/ab_decisions", "gold/replay_metrics")
             )
             + (len([p for p in (folder / "artifacts" / "single_modal").iterdir() if p.is_dir()]),)

@@ -232,21 +232,55 @@ def repeated_option(option: str, values: Sequence[str]) -> list[str]:
 LABEL_EXPORT_PATTERNS = ("annotations*.json", "labels*.csv")
 
 
-def label_export_root(configured: str | None = None) -> Path:
-    """Where annotators' export files land: `configured`, else `$SMAR_REPORTS/annotation` (the
-    folder `export_annotation_tasks` writes the tasks to), made absolute."""
-    root = configured or os.path.join(os.environ.get("SMAR_REPORTS", "reports"), "annotation")
-    return Path(root).resolve()
+def label_export_root(configured: str | None = None) -> str:
+    """Where annotators' export files land, as a URI: `configured`, else `$SMAR_REPORTS/annotation`
+    (the folder `export_annotation_tasks` writes the tasks to); a local path is made absolute, an
+    object-store URI (`s3://bucket/reports/annotation`) is kept."""
+    from smar.storage.uris import join, normalize_location
+
+    if configured:
+        return normalize_location(configured, what="label_root")
+    return join(normalize_location(os.environ.get("SMAR_REPORTS") or "reports", what="SMAR_REPORTS"), "annotation")
 
 
-def find_label_exports(root: Path, ds: str) -> list[str]:
+#: The Airflow connection id the label sensor's object storage is attached under: its filesystem
+#: is pyarrow's, configured from the same AWS_* variables as the jobs (smar.storage.settings), so
+#: the sensor and the jobs cannot disagree on endpoint or credentials.
+OBJECT_STORAGE_CONN_ID = "smar_storage"
+
+
+def object_storage_path(uri: str) -> Any:
+    """`airflow.sdk.ObjectStoragePath` of a location: `file://` as is, an object store through a
+    pyarrow filesystem attached under `OBJECT_STORAGE_CONN_ID` (s3fs cannot be installed next to
+    the project's python-dateutil 4, and is not needed)."""
+    from airflow.sdk import ObjectStoragePath
+    from airflow.sdk.io import attach
+
+    from smar.storage.files import fsspec_filesystem
+    from smar.storage.uris import is_local, scheme_of
+
+    if is_local(uri):
+        return ObjectStoragePath(uri)
+    scheme = scheme_of(uri)
+    attach(scheme, conn_id=OBJECT_STORAGE_CONN_ID, fs=fsspec_filesystem(uri))
+    return ObjectStoragePath(f"{scheme}://{OBJECT_STORAGE_CONN_ID}@{uri.split('://', 1)[1]}")
+
+
+def find_label_exports(root: str | Path, ds: str) -> list[str]:
     """Label files for day `ds`: `annotations*.json` (Label Studio exports) and `labels*.csv`
-    anywhere under `<root>/<ds>/`, sorted. The exported `tasks.*` files never match."""
-    day_folder = Path(root) / ds
-    if not day_folder.is_dir():
+    anywhere under `<root>/<ds>/` (a local folder or an object-store URI), sorted: local files as
+    paths, remote ones as URIs (what `ingest_page_labels --path` reads). The exported `tasks.*`
+    files never match."""
+    from smar.storage.uris import display, join, normalize_location, scheme_of
+
+    folder_uri = join(normalize_location(root, what="label_root"), ds)
+    folder = object_storage_path(folder_uri)
+    if not folder.is_dir():
         return []
-    found = {path for pattern in LABEL_EXPORT_PATTERNS for path in day_folder.rglob(pattern) if path.is_file()}
-    return sorted(str(path) for path in found)
+    found = {path for pattern in LABEL_EXPORT_PATTERNS for path in folder.rglob(pattern) if path.is_file()}
+    scheme = scheme_of(folder_uri)
+    # ObjectStoragePath spells a remote file scheme://conn_id@bucket/key; the jobs read scheme://bucket/key.
+    return sorted(display(f"{scheme}://{path.path}" if scheme != "file" else path.as_uri()) for path in found)
 
 
 # -- labels from a Label Studio server ----------------------------------------------------------------

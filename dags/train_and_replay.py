@@ -110,14 +110,14 @@ with DAG(
         """The run id `train_page_reranker` registered for this window and method (the latest, if the
         labels changed and the same window was trained again)."""
         from _common import latest_run_id
-        from deltalake import DeltaTable
 
-        from smar.config import SmarSettings
+        from smar.config import read_settings
+        from smar.lake import delta_table
 
         window = ti.xcom_pull(task_ids="label_window")
-        # SmarSettings(), not the cached get_settings(): a long-lived worker must read today's SMAR_*.
+        # read_settings(), not the cached get_settings(): a long-lived worker must read today's SMAR_*.
         rows = (
-            DeltaTable(str(SmarSettings().table_path("gold.reranker_runs")))
+            delta_table("gold.reranker_runs", settings=read_settings())
             .to_pyarrow_table(columns=["run_id", "method", "budget", "train_ds", "created_at"])
             .to_pylist()
         )
@@ -147,13 +147,13 @@ with DAG(
     def record_decision(ti=None, outlet_events=None) -> dict:
         """Read the replay's decision row and publish it as the `gold.ab_decisions` asset event's extra."""
         from _common import decision_record
-        from deltalake import DeltaTable
 
-        from smar.config import SmarSettings
+        from smar.config import read_settings
+        from smar.lake import delta_table
 
         window = ti.xcom_pull(task_ids="label_window")
         candidate = "run:" + ti.xcom_pull(task_ids="trained_run")
-        rows = DeltaTable(str(SmarSettings().table_path("gold.ab_decisions"))).to_pyarrow_table().to_pylist()
+        rows = delta_table("gold.ab_decisions", settings=read_settings()).to_pyarrow_table().to_pylist()
         record = decision_record(rows, candidate=candidate, control="production", **window)
         outlet_events[AB_DECISIONS].extra.update(record)
         log = logging.getLogger("smar.dags.train_and_replay")

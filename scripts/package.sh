@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build what `spark-submit` needs to run the jobs on a cluster (docs/operations.md, "Cluster"):
 #
-#   dist/smar-<version>-py3-none-any.whl  the smar package (contracts inside) for --py-files
+#   dist/smar-<version>-py3-none-any.whl  the smar package (contracts inside)
+#   dist/smar-<version>.zip               the same archive, named for --py-files (see below)
 #   dist/smar-env.tar.gz                  a pinned environment for spark.pyspark.python, shipped with
 #                                         --archives dist/smar-env.tar.gz#environment and used as
 #                                         spark.pyspark.python=./environment/bin/python
@@ -30,9 +31,18 @@ ARCHIVE="$DIST/smar-env.tar.gz"
 mkdir -p "$DIST"
 echo "== wheel of lib/ (the smar package, contracts included) -> $DIST/"
 rm -f "$DIST"/smar-*.whl
+# The commit is stamped into the wheel: a run trained from it records where its code came from.
+git rev-parse HEAD > lib/smar/_commit.txt 2>/dev/null || echo unknown > lib/smar/_commit.txt
+trap 'rm -f lib/smar/_commit.txt' EXIT
 # "./lib", not "lib": pip reads a bare name as a PyPI project (there is one called lib).
 "$TOOL_PYTHON" -m pip wheel --quiet --no-deps -w "$DIST" ./lib
-ls -1 "$DIST"/smar-*.whl
+# The same archive under a .zip name, for --py-files: PySpark's workers put only .zip, .egg and
+# .jar files on their Python path (pyspark/core/context.py, PACKAGE_EXTENSIONS), so a .whl given to
+# --py-files reaches the driver but not the executors, which then import whatever `smar` their
+# interpreter happens to have (measured on the local standalone cluster).
+wheel="$(ls "$DIST"/smar-*.whl)"
+cp "$wheel" "$DIST/$(basename "$wheel" -py3-none-any.whl).zip"
+ls -1 "$DIST"/smar-*.whl "$DIST"/smar-*.zip
 
 if [[ "${1:-}" == "--wheel-only" ]]; then
   exit 0

@@ -18,6 +18,7 @@ from smar.annotation import jobs
 from smar.annotation.iso_label import judgement_bound
 from smar.annotation.label_studio import LabelImportError, annotations_export
 from smar.annotation.strategies import label_count
+from smar.storage.uris import local_path
 from tests.fixtures_scores import write_standin_scores
 
 DS = "2026-11-01"
@@ -41,7 +42,7 @@ def tiny_day(tmp_path_factory, spark) -> Path:
 @pytest.fixture()
 def day_lake(tiny_day, lake):
     """The per-test lake, started from a copy of the tiny day (Delta logs hold relative paths)."""
-    shutil.copytree(tiny_day, lake.settings.warehouse)
+    shutil.copytree(tiny_day, local_path(lake.settings.warehouse))
     return lake
 
 
@@ -152,10 +153,10 @@ def test_round_trip_reproduces_truth_grades_exactly(spark, day_lake):
         row["mean_grade"] == truth[(row["query_id"], row["item_id"])] and row["n_annotators"] == 2 for row in consensus
     )
     # And the export folder holds the Label Studio tasks, the labeling config and the CSV
-    top_export = next(export for export in result.exports if "top" in export.folder.name)
-    assert "<Choices" in top_export.labeling_config.read_text()
-    assert len(json.loads(top_export.tasks_json.read_text())) == top_export.tasks
-    with top_export.tasks_csv.open() as handle:
+    top_export = next(export for export in result.exports if "top" in local_path(export.folder).name)
+    assert "<Choices" in local_path(top_export.labeling_config).read_text()
+    assert len(json.loads(local_path(top_export.tasks_json).read_text())) == top_export.tasks
+    with local_path(top_export.tasks_csv).open() as handle:
         assert sum(1 for _ in csv.DictReader(handle)) == top_export.items
     # And every task is now labelled
     assert {task["status"] for task in _tasks(day_lake)} == {"labelled"}
@@ -179,7 +180,7 @@ def test_reimport_is_idempotent_and_a_changed_grade_wins_with_history(spark, day
     result = jobs.run_annotation_round_trip(
         spark, day_lake, ds=DS, strategy="stratified", budget=0.2, seed=4, eval_splits=()
     )
-    export_file = result.simulations[0].export_file
+    export_file = local_path(result.simulations[0].export_file)
     version = day_lake.version("silver.page_labels")
     tasks_version = day_lake.version("silver.annotation_tasks")
     before = sorted(
@@ -227,7 +228,7 @@ def test_each_reject_class_goes_to_rejects_with_a_reason(spark, day_lake, tmp_pa
     # Given exported top tasks and an export with one good task and one of each bad kind
     jobs.build_annotation_tasks(spark, day_lake, ds=DS, strategy="top", budget=0.2, seed=1, eval_splits=())
     exported = jobs.export_annotation_tasks(spark, day_lake, ds=DS, strategy="top")
-    tasks = json.loads(exported.tasks_json.read_text())[:4]
+    tasks = json.loads(local_path(exported.tasks_json).read_text())[:4]
     good, unknown_task, unknown_item, out_of_range = (json.loads(json.dumps(task)) for task in tasks)
     unknown_task["data"]["task_id"] = "no-such-task"
     unknown_item["data"]["items"][0]["item_id"] = "no-such-item"
@@ -269,7 +270,7 @@ def test_csv_import_refuses_missing_fields_unknown_items_and_bad_grades(spark, d
     # Given the exported CSV, filled in by hand with one good line and three bad ones
     jobs.build_annotation_tasks(spark, day_lake, ds=DS, strategy="top", budget=0.2, seed=1, eval_splits=())
     exported = jobs.export_annotation_tasks(spark, day_lake, ds=DS, strategy="top")
-    with exported.tasks_csv.open() as handle:
+    with local_path(exported.tasks_csv).open() as handle:
         lines = list(csv.DictReader(handle))
     lines[0].update(grade="3", annotator="a")
     lines[1].update(grade="", annotator="a")
@@ -418,7 +419,7 @@ def _one_label_export(task: dict, grade: int, annotated_at: str) -> list[dict]:
 def test_an_older_export_imported_later_does_not_overwrite_a_newer_grade(spark, day_lake, tmp_path):
     jobs.build_annotation_tasks(spark, day_lake, ds=DS, strategy="top", budget=0.2, seed=1, eval_splits=())
     exported = jobs.export_annotation_tasks(spark, day_lake, ds=DS, strategy="top")
-    task = json.loads(exported.tasks_json.read_text())[0]
+    task = json.loads(local_path(exported.tasks_json).read_text())[0]
     newer, older = tmp_path / "newer.json", tmp_path / "older.json"
     newer.write_text(json.dumps(_one_label_export(task, 3, "2026-11-03T10:00:00Z")))
     older.write_text(json.dumps(_one_label_export(task, 1, "1970-01-01T00:00:00Z")))
@@ -436,7 +437,7 @@ def test_an_older_export_imported_later_does_not_overwrite_a_newer_grade(spark, 
 def test_a_csv_with_a_byte_order_mark_and_repeated_grades_keeps_the_last_one(spark, day_lake, tmp_path):
     jobs.build_annotation_tasks(spark, day_lake, ds=DS, strategy="top", budget=0.2, seed=1, eval_splits=())
     exported = jobs.export_annotation_tasks(spark, day_lake, ds=DS, strategy="top")
-    with exported.tasks_csv.open() as handle:
+    with local_path(exported.tasks_csv).open() as handle:
         first = next(csv.DictReader(handle))
     # Given a spreadsheet export: a BOM, and the same item graded twice by one annotator
     lines = [

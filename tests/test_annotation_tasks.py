@@ -12,6 +12,7 @@ from smar.annotation.iso_label import run_search
 from smar.annotation.label_studio import annotations_export, build_task, parse_export
 from smar.annotation.simulate import annotator_names, simulate_grades, write_simulated_export
 from smar.annotation.tasks import iso_label_page_round, select_page_items
+from smar.storage.uris import local_path
 
 
 def _page(grades_by_modality: dict[str, list[int]], page_id: str = "p1") -> pd.DataFrame:
@@ -166,7 +167,7 @@ def test_simulation_is_seeded_and_refuses_items_without_truth(tmp_path):
     assert grades(3) == grades(3) and grades(3) != grades(4)
     # And the export file is what Label Studio would write
     path = write_simulated_export(TASKS, simulate_grades(TASKS, TRUTH, seed=3), tmp_path / "out" / "export.json")
-    export = json.loads(path.read_text())
+    export = json.loads(local_path(path).read_text())
     assert [task["data"]["task_id"] for task in export] == ["t1", "t2"]
     assert export[1]["annotations"][0]["completed_by"]["email"] == annotator_names(1)[0]
     # And an item the truth does not know is an error naming it

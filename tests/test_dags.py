@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from smar.storage.uris import local_path
+
 REPOSITORY = Path(__file__).resolve().parents[1]
 DAGS_FOLDER = REPOSITORY / "dags"
 DS = "2026-11-01"
@@ -590,7 +592,7 @@ def test_daily_scoring_then_labels_then_train_and_replay_end_to_end(dagbag, smar
     events = dict(asset_events(replay))
     assert events["gold.ab_decisions"]["decision"] in ("SHIP", "NO_SHIP", "INCONCLUSIVE")
     assert events["gold.ab_decisions"]["candidate"].startswith("run:smar_merge-")
-    assert Path(events["gold.ab_decisions"]["report_path"]).is_file()
+    assert local_path(events["gold.ab_decisions"]["report_path"]).is_file()
 
 
 def test_failing_job_fails_its_task_skips_the_rest_and_emits_no_asset_event(dagbag, smar_paths, capfd) -> None:

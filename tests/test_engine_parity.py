@@ -19,9 +19,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from smar.contracts import load_contract
+from smar.frames import conform
 from smar.ingest.sources import land_json_lines
 from smar.ingest.validation import validate_rows
-from smar.lake import conform
 
 pytestmark = pytest.mark.classic
 

@@ -16,6 +16,7 @@ from smar.annotation import label_studio_jobs as server_jobs
 from smar.annotation.label_studio_api import grade_results
 from smar.annotation.simulate import simulate_grades
 from smar.errors import InputRefused
+from smar.storage.uris import local_path, normalize_location
 from tests.fixtures_scores import STANDIN_MODEL_VERSION, write_standin_scores
 from tests.test_label_studio_api import FakeLabelStudio
 
@@ -39,7 +40,7 @@ def tiny_day(tmp_path_factory, spark):
 
 @pytest.fixture()
 def day_lake(tiny_day, lake):
-    shutil.copytree(tiny_day, lake.settings.warehouse)
+    shutil.copytree(tiny_day, local_path(lake.settings.warehouse))
     return lake
 
 
@@ -95,9 +96,9 @@ def test_push_simulate_pull_records_ids_and_pulling_twice_commits_nothing(spark,
     assert simulated.annotations_created == 2 * len(rows) and _labels(day_lake) == expected
     assert first.accepted == len(expected) and first.rejected == 1
     assert {row["status"] for row in day_lake.read_arrow("silver.annotation_tasks").to_pylist()} == {"labelled"}
-    files = sorted(project.export_file.name for project in first.projects)
+    files = sorted(local_path(project.export_file).name for project in first.projects)
     assert files == [f"annotations_label_studio_project_{project.project_id}.json" for project in pushed.projects]
-    assert all(project.export_file.parent.name == "all-ball-rall" for project in first.projects)
+    assert all(local_path(project.export_file).parent.name == "all-ball-rall" for project in first.projects)
     before = _versions(day_lake)
 
     # When the team is simulated and the annotations pulled once more
@@ -144,8 +145,10 @@ def test_pull_before_push_is_refused_and_the_round_trip_through_a_server_matches
     with pytest.raises(InputRefused, match="annotation push first"):
         server_jobs.pull_annotations(spark, day_lake, ds=DS, client=FakeLabelStudio())
     # When the round trip runs through a server on one copy of the day and through files on another
-    files_lake = type(day_lake)(spark, day_lake.settings.model_copy(update={"warehouse": tmp_path / "files"}))
-    shutil.copytree(day_lake.settings.warehouse, files_lake.settings.warehouse)
+    files_lake = type(day_lake)(
+        spark, day_lake.settings.model_copy(update={"warehouse": normalize_location(tmp_path / "files")})
+    )
+    shutil.copytree(local_path(day_lake.settings.warehouse), local_path(files_lake.settings.warehouse))
     arguments = dict(ds=DS, strategy="top", budget=0.3, seed=4, n_annotators=2, noise=0.2, disagreement=0.2)
     client = FakeLabelStudio()
     through_server = jobs.run_annotation_round_trip(

@@ -8,6 +8,8 @@ import pytest
 from deltalake import DeltaTable
 from pyspark.sql import functions as F
 
+from smar.storage.uris import local_path
+
 REJECT_COLUMNS = (
     "ds string, job string, target_table string, source string, row_number long, reason string, raw_payload string"
 )
@@ -22,9 +24,10 @@ def _sorted(frame, *columns):
 
 
 def test_table_path_follows_layer_and_name(lake, settings):
-    assert lake.path("bronze.search_logs") == (settings.warehouse / "bronze" / "search_logs").resolve()
+    assert lake.table_uri("bronze.search_logs") == settings.warehouse + "/bronze/search_logs"
+    assert lake.uri("bronze.search_logs") == str(local_path(settings.warehouse) / "bronze" / "search_logs")
     with pytest.raises(ValueError, match="layer.name"):
-        lake.path("search_logs")
+        lake.table_uri("search_logs")
 
 
 def test_overwrite_slice_replaces_only_its_partition_and_is_idempotent(spark, lake):

@@ -12,6 +12,7 @@ import pytest
 
 from smar.contracts import Contract, load_contract
 from smar.ingest.quality import ValidationSummary, expectation_suite, validate_frame
+from smar.storage.uris import local_path
 
 SEARCH_LOGS = "bronze.search_logs"
 
@@ -156,9 +157,10 @@ def test_valid_frame_passes_and_persists_its_result(tmp_path):
     assert summary.evaluated == summary.successful == suite_size
     assert summary.table == SEARCH_LOGS
     # And the validation result JSON is stored in the file context under reports_dir/gx
-    assert summary.result_path.is_file()
-    assert summary.result_path.is_relative_to(tmp_path / "gx")
-    stored = json.loads(summary.result_path.read_text())
+    result_path = local_path(summary.result_path)
+    assert result_path.is_file()
+    assert result_path.is_relative_to(tmp_path / "gx")
+    stored = json.loads(result_path.read_text())
     assert stored["success"] is True
     assert len(stored["results"]) == suite_size
 
@@ -235,10 +237,11 @@ def test_data_docs_index_is_built_and_names_the_suite(tmp_path):
     # Given / When a validation run
     summary = _validate(_valid_search_logs(), tmp_path, run_name="docs")
     # Then the local Data Docs site has an index under reports_dir/gx that lists the suite
-    assert summary.data_docs_index.name == "index.html"
-    assert summary.data_docs_index.is_file()
-    assert summary.data_docs_index.is_relative_to(tmp_path / "gx")
-    assert SEARCH_LOGS in summary.data_docs_index.read_text(encoding="utf-8")
+    index = local_path(summary.data_docs_index)
+    assert index.name == "index.html"
+    assert index.is_file()
+    assert index.is_relative_to(tmp_path / "gx")
+    assert SEARCH_LOGS in index.read_text(encoding="utf-8")
 
 
 def test_rerun_with_same_run_name_replaces_the_earlier_result(tmp_path):
@@ -253,9 +256,9 @@ def test_rerun_with_same_run_name_replaces_the_earlier_result(tmp_path):
 
     # Then it succeeds, and only the new result of that run remains (in the store and the docs)
     assert second.success is True
-    run_folder = second.result_path.parent.parent
-    assert [path.name for path in run_folder.rglob("*.json")] == [second.result_path.name]
-    assert not first.result_path.exists()
-    index = second.data_docs_index.read_text(encoding="utf-8")
+    run_folder = local_path(second.result_path).parent.parent
+    assert [path.name for path in run_folder.rglob("*.json")] == [local_path(second.result_path).name]
+    assert not local_path(first.result_path).exists()
+    index = local_path(second.data_docs_index).read_text(encoding="utf-8")
     assert index.count("validations/bronze/search_logs/2025-10-16/") == 1
-    assert json.loads(second.result_path.read_text())["success"] is True
+    assert json.loads(local_path(second.result_path).read_text())["success"] is True

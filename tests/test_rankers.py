@@ -49,6 +49,7 @@ from smar.single_modal.rankers.training import (
     score_frame,
     train_ranker,
 )
+from smar.storage.uris import local_path
 
 TOPICS = ("cats", "volcanoes", "jazz", "sailing")
 VISUAL_DIM = 32
@@ -482,7 +483,7 @@ def test_artifact_round_trip_gives_identical_scores(tmp_path, modality):
     model = _trained_looking_ranker(modality)
     features = _random_features(model.config.kind, rows=30)
     metadata = _metadata(modality)
-    path = save_ranker(model, tmp_path / modality, metadata=metadata)
+    path = local_path(save_ranker(model, tmp_path / modality, metadata=metadata))
     # When loaded back
     loaded = load_ranker(path, modality)
     # Then same config, same metadata, bit-identical scores
@@ -503,7 +504,7 @@ def test_missing_artifact_files_are_named(tmp_path):
     with pytest.raises(RankerArtifactError) as error:
         load_ranker(tmp_path / "nowhere", "web")
     _assert_names_path_and_modality(error, tmp_path / "nowhere", "web")
-    path = save_ranker(_trained_looking_ranker("web"), tmp_path / "web", metadata=_metadata("web"))
+    path = local_path(save_ranker(_trained_looking_ranker("web"), tmp_path / "web", metadata=_metadata("web")))
     (path / "state_dict.pt").unlink()
     with pytest.raises(RankerArtifactError, match=r"missing files \['state_dict.pt'\]") as error:
         load_ranker(path, "web")
@@ -511,7 +512,7 @@ def test_missing_artifact_files_are_named(tmp_path):
 
 
 def test_truncated_state_dict_is_refused(tmp_path):
-    path = save_ranker(_trained_looking_ranker("image"), tmp_path / "image", metadata=_metadata("image"))
+    path = local_path(save_ranker(_trained_looking_ranker("image"), tmp_path / "image", metadata=_metadata("image")))
     state_file = path / "state_dict.pt"
     state_file.write_bytes(state_file.read_bytes()[:200])
     with pytest.raises(RankerArtifactError, match="cannot read state_dict.pt") as error:
@@ -520,7 +521,7 @@ def test_truncated_state_dict_is_refused(tmp_path):
 
 
 def test_bad_json_and_wrong_shapes_are_refused(tmp_path):
-    path = save_ranker(_trained_looking_ranker("answer"), tmp_path / "answer", metadata=_metadata("answer"))
+    path = local_path(save_ranker(_trained_looking_ranker("answer"), tmp_path / "answer", metadata=_metadata("answer")))
     # Bad JSON in config.json
     original = (path / "config.json").read_text()
     (path / "config.json").write_text(original[:-5])
@@ -536,7 +537,7 @@ def test_bad_json_and_wrong_shapes_are_refused(tmp_path):
 
 
 def test_artifact_of_another_modality_is_refused(tmp_path):
-    path = save_ranker(_trained_looking_ranker("web"), tmp_path / "web", metadata=_metadata("web"))
+    path = local_path(save_ranker(_trained_looking_ranker("web"), tmp_path / "web", metadata=_metadata("web")))
     with pytest.raises(RankerArtifactError, match="config.json says modality 'web'") as error:
         load_ranker(path, "answer")
     _assert_names_path_and_modality(error, path, "answer")
@@ -545,7 +546,7 @@ def test_artifact_of_another_modality_is_refused(tmp_path):
 def test_cached_loading_reads_each_artifact_once_until_it_changes(tmp_path):
     # Given a saved ranker and an empty cache
     clear_ranker_cache()
-    path = save_ranker(_trained_looking_ranker("video"), tmp_path / "video", metadata=_metadata("video"))
+    path = local_path(save_ranker(_trained_looking_ranker("video"), tmp_path / "video", metadata=_metadata("video")))
     loads_before = artifact_load_count()
     # When many batches ask for it
     first = load_ranker_cached(path, "video")

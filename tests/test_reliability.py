@@ -23,6 +23,7 @@ from smar.config import SmarSettings
 from smar.errors import SourceError
 from smar.ingest.jobs import completed_ingest, run_ingest
 from smar.lake import LANDING_FOLDER, STAGING_FOLDER, Lakehouse
+from smar.storage.uris import local_path
 
 DS = "2026-11-01"
 SMAR = [sys.executable, "-m", "smar.cli"]
@@ -132,7 +133,7 @@ def test_every_slice_replace_of_a_nested_table_is_one_commit(lake: Lakehouse) ->
     assert lake.version("bronze.items") == versions_before + 1
     assert history[0]["operation"] == "WRITE"
     # and nothing was left under _landing or _staging
-    warehouse = lake.settings.warehouse
+    warehouse = local_path(lake.settings.warehouse)
     assert not (warehouse / LANDING_FOLDER).exists() and not (warehouse / STAGING_FOLDER).exists()
 
 
@@ -350,7 +351,7 @@ def test_leftovers_of_killed_runs_expire_after_the_retention(tmp_path: Path) -> 
     for folder in (old, staged):
         os.utime(folder, (two_days_ago, two_days_ago))
     removed = Lakehouse(None, settings).expire_leftovers()
-    assert sorted(removed) == sorted([old, staged])
+    assert sorted(local_path(uri) for uri in removed) == sorted([old, staged])
     assert young.is_dir() and not old.exists() and not staged.exists()
 
 

@@ -22,6 +22,7 @@ from smar.replay.click_inputs import (
 )
 from smar.replay.oracle_clicks import attach_true_attractiveness
 from smar.replay.propensities import exploration_rows, identify_exploration_pages, position_counts
+from smar.storage.uris import join
 
 DAYS = ("2026-10-31", "2026-11-01")
 
@@ -107,7 +108,7 @@ def test_true_attractiveness_from_the_tables(spark, lake) -> None:
     np.testing.assert_allclose(got, expected["true_attractiveness"].to_numpy())
     # real data: no truth table, no oracle
     lake_without_truth = type(lake)(
-        spark, lake.settings.model_copy(update={"warehouse": lake.settings.warehouse / "x"})
+        spark, lake.settings.model_copy(update={"warehouse": join(lake.settings.warehouse, "x")})
     )
     assert true_attractiveness(lake_without_truth, scope) is None
 

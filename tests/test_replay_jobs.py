@@ -26,6 +26,7 @@ from smar.replay.jobs import read_replay_metrics, replay_config, replay_evaluate
 from smar.replay.measures import SUMMARY_COLUMNS
 from smar.replay.report import format_delta, format_value
 from smar.splits import query_split
+from smar.storage.uris import local_path
 
 DS = "2026-11-01"
 REPO = Path(__file__).resolve().parents[1]
@@ -194,15 +195,15 @@ def _is_png(path: Path) -> bool:
 
 
 def test_report_renders_with_its_images_and_the_table_numbers(demo, oracle_run, tmp_path) -> None:
-    html = oracle_run.report_html.read_text(encoding="utf-8")
+    html = local_path(oracle_run.report_html).read_text(encoding="utf-8")
     parser = _Images()
     parser.feed(html)
     # Every <img> points at a PNG next to the page (five plots, the click examination curve last)
     assert len(parser.sources) == 5 and parser.sources[-1] == "click_propensities.png"
     for source in parser.sources:
-        path = oracle_run.report_html.parent / source
+        path = local_path(oracle_run.report_html).parent / source
         assert path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and _is_png(path), source
-    markdown = oracle_run.report_markdown.read_text(encoding="utf-8")
+    markdown = local_path(oracle_run.report_markdown).read_text(encoding="utf-8")
     assert all(f"]({source})" in markdown for source in parser.sources)
     # The numbers printed are the stored rows' numbers
     metrics = read_replay_metrics(demo.lake, oracle_run.run_id)
@@ -234,7 +235,7 @@ def test_report_renders_with_its_images_and_the_table_numbers(demo, oracle_run, 
         [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
          f"--screenshot={screenshot}", "--window-size=1200,2000", "--disable-background-networking",
          "--disable-component-update", "--no-first-run", f"--user-data-dir={tmp_path / 'chromium-profile'}",
-         oracle_run.report_html.resolve().as_uri()],
+         oracle_run.report_html],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert screenshot.is_file(), completed.stderr[-2000:]

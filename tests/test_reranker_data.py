@@ -192,10 +192,10 @@ def test_budget_keeps_label_count_items_per_modality(tiny_lake):
 
 def test_each_text_is_encoded_once_across_calls(tmp_path):
     encoder = CountingHashEncoder()
-    cache = tmp_path / "cache.npz"
-    first = encode_texts_cached(["a", "b", "a"], encode=encoder, cache_file=cache)
+    cache = tmp_path / "text_embeddings"
+    first = encode_texts_cached(["a", "b", "a"], encode=encoder, cache=cache)
     assert encoder.encoded == 2
-    second = encode_texts_cached(["b", "c"], encode=encoder, cache_file=cache)
+    second = encode_texts_cached(["b", "c"], encode=encoder, cache=cache)
     assert encoder.encoded == 3  # only "c" was new
     np.testing.assert_array_equal(first[1], second[0])
     np.testing.assert_array_equal(first[0], first[2])

@@ -4,7 +4,6 @@ for replay, and the budget sweep's table and plot."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,6 +18,7 @@ from smar.reranker.registry import load_run
 from smar.reranker.sweep import SweepConfig, run_budget_sweep
 from smar.reranker.training import TrainingConfig
 from smar.splits import query_split
+from smar.storage.uris import local_path
 from tests.reranker_helpers import DS, HASH_ENCODER_NAME, budgeted_truth_labels, build_tiny_lake, write_labels
 
 TINY = TrainingConfig(
@@ -100,8 +100,8 @@ def test_training_registers_the_run_with_its_input_versions(spark, tiny_lake):
     assert 0.0 <= record.test_ndcg_at_10 <= 1.0
     assert record.test_metrics["test_queries"] == summary.test_pages > 0
     assert math.isclose(record.test_metrics["oracle_ndcg_at_10"], record.test_metrics["page_labels_ndcg_at_10"])
-    artifact = Path(record.artifact_path)
-    assert artifact == tiny_lake.settings.artifacts.resolve() / "rerankers" / summary.run_id
+    artifact = local_path(record.artifact_path)
+    assert record.artifact_path == tiny_lake.settings.artifacts + "/rerankers/" + summary.run_id
     assert (artifact / "state_dict.pt").is_file() and (artifact / "config.json").is_file()
     assert record.git_commit  # a commit hash, or "unknown" outside a checkout
 
@@ -181,7 +181,7 @@ def test_the_default_method_is_smar_merge_and_self_trains_below_half_the_labels(
     assert summary.method == "smar_merge" and summary.run_id.startswith("smar_merge-")
     assert record.validation_metrics["merge_candidate"] == "self_trained_residual"
     assert record.validation_metrics["merge_labelled_fraction"] < 0.5
-    artifact = Path(record.artifact_path)
+    artifact = local_path(record.artifact_path)
     assert (artifact / "checkpoint" / "teacher" / "checkpoint.pt").is_file()
 
 
@@ -208,8 +208,9 @@ def test_budget_sweep_writes_its_table_and_plot_idempotently(spark, tiny_lake):
     assert len(table) == 2 * 5 * 2
     assert set(table["label_source"]) == {"oracle", "page_labels"}
     assert set(table.loc[table["method"] == "fusion_zscore", "budget"]) == {0.0}
-    assert summary.plot_path.is_file() and summary.plot_path.parent == tiny_lake.settings.reports / "sweep"
-    assert summary.summary_path.is_file()
+    plot = local_path(summary.plot_path)
+    assert plot.is_file() and plot.parent == local_path(tiny_lake.settings.reports) / "sweep"
+    assert local_path(summary.summary_path).is_file()
     trained = summary.aggregate[summary.aggregate["method"] != "merge_ceiling"]
     assert set(trained["seeds"]) == {2}
     # the merge ceiling is reported per label source, above every method, with a bootstrap interval
@@ -219,7 +220,7 @@ def test_budget_sweep_writes_its_table_and_plot_idempotently(spark, tiny_lake):
         assert ceiling.loc[source, "ndcg_at_10"] >= group["ndcg_at_10"].max() - 1e-9
         assert ceiling.loc[source, "ci_low"] <= ceiling.loc[source, "ndcg_at_10"] <= ceiling.loc[source, "ci_high"]
     # every run's per-query NDCG@10 is kept, and the intervals are resampled over queries and seeds
-    per_query = pd.read_csv(summary.summary_path.parent / "test-sweep_per_query.csv")
+    per_query = pd.read_csv(local_path(summary.summary_path).parent / "test-sweep_per_query.csv")
     assert per_query["query_id"].nunique() == table["test_queries"].iloc[0]
     assert "paired_bootstrap_over_queries_and_seeds" in summary.comparisons["oracle"]
     assert (trained["ci_low"] <= trained["ndcg_at_10"] + 1e-12).all()

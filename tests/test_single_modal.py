@@ -21,6 +21,7 @@ from smar.single_modal.rankers.encoder import encode_unique, rows_encoded_count
 from smar.single_modal.rankers.features import item_texts
 from smar.single_modal.registry import single_modal_dir
 from smar.single_modal.scoring import score_batch
+from smar.storage.uris import local_path
 from smar.vocabulary import MODALITIES
 
 DS = "2026-11-01"
@@ -43,9 +44,9 @@ def test_training_registers_four_rankers_with_versions_and_split(trained):
     assert [evaluation.modality for evaluation in summary.evaluations] == list(MODALITIES)
     assert summary.input_versions["bronze.search_logs"] == lake.version("bronze.search_logs")
     for modality in MODALITIES:
-        metadata = (summary.artifact_dir / modality / "metadata.json").read_text()
+        metadata = (local_path(summary.artifact_dir) / modality / "metadata.json").read_text()
         assert '"training_table_versions"' in metadata and "single_modal_train" in metadata
-    assert (single_modal_dir(lake) / "CURRENT").read_text().strip() == summary.model_version
+    assert (local_path(single_modal_dir(lake)) / "CURRENT").read_text().strip() == summary.model_version
 
 
 def test_scoring_matches_a_direct_call_and_encodes_each_text_once(spark, trained):
@@ -152,14 +153,14 @@ def test_bad_embeddings_go_to_rejects_and_empty_text_is_still_scored(spark, trai
 def test_missing_or_corrupt_artifacts_fail_before_any_write(spark, trained, tmp_path):
     lake, summary = trained
     version_before = lake.version("silver.single_modal_scores") if lake.exists("silver.single_modal_scores") else None
-    broken = single_modal_dir(lake) / "sm-broken"
-    shutil.copytree(summary.artifact_dir, broken)
+    broken = local_path(single_modal_dir(lake)) / "sm-broken"
+    shutil.copytree(local_path(summary.artifact_dir), broken)
     # A modality with no model.
     shutil.rmtree(broken / "video")
     with pytest.raises(RankerArtifactError, match=r"modality 'video' at .*sm-broken/video"):
         score_single_modal(spark, lake, ds=DS, model_version="sm-broken")
     # A truncated state_dict.
-    shutil.copytree(summary.artifact_dir / "video", broken / "video")
+    shutil.copytree(local_path(summary.artifact_dir) / "video", broken / "video")
     state = broken / "image" / "state_dict.pt"
     state.write_bytes(state.read_bytes()[:100])
     with pytest.raises(RankerArtifactError, match=r"modality 'image' at .*sm-broken/image"):
@@ -203,14 +204,14 @@ def test_a_rerun_on_the_same_rows_trains_the_same_version(spark, trained):
     # Given the day ingested again from the same input (same rows, new Delta versions)
     lake, summary = trained
     version_before = lake.version("bronze.search_logs")
-    registered_before = sorted(path.name for path in single_modal_dir(lake).iterdir() if path.is_dir())
+    registered_before = sorted(path.name for path in local_path(single_modal_dir(lake)).iterdir() if path.is_dir())
     run_ingest(spark, lake, ds=DS, source="generator", size="tiny", seed=5, run_quality_checks=False)
     assert lake.version("bronze.search_logs") > version_before
     # When the rankers are trained again with the same settings
     again = train_single_modal(lake, ds_list=[DS], epochs=3, seed=0)
     # Then it is the same model version: nothing new is registered
     assert again.model_version == summary.model_version
-    registered = sorted(path.name for path in single_modal_dir(lake).iterdir() if path.is_dir())
+    registered = sorted(path.name for path in local_path(single_modal_dir(lake)).iterdir() if path.is_dir())
     assert registered == registered_before and summary.model_version in registered
 
 

@@ -19,8 +19,10 @@ LAYERS: dict[str, int] = {
     "smar.errors": 1,
     "smar.config": 2,
     "smar.contracts": 2,
+    "smar.frames": 2,
     "smar.splits": 2,
     "smar.metrics": 2,
+    "smar.storage": 2,
     "smar.lake": 3,
     "smar.engine": 3,
     "smar.ingest": 4,
@@ -159,3 +161,28 @@ def test_jobs_and_dags_reach_no_sibling_repository() -> None:
             if path.is_file() and path.suffix in (".py", ".md", ".sh", ".yaml") and "data" not in path.parts:
                 assert sibling not in path.read_text(encoding="utf-8"), path
     assert sibling not in (REPOSITORY / "README.md").read_text(encoding="utf-8")
+
+
+def _sources_outside_tests() -> dict[str, str]:
+    sources = {name: path.read_text(encoding="utf-8") for name, path in MODULES.items()}
+    for folder in ("dags", "jobs", "benchmarks", "scripts"):
+        for path in sorted((REPOSITORY / folder).rglob("*.py")):
+            sources[str(path.relative_to(REPOSITORY))] = path.read_text(encoding="utf-8")
+    return sources
+
+
+def test_delta_rs_tables_are_opened_only_by_the_lakehouse_helper() -> None:
+    # Given every module, DAG, job and benchmark
+    # Then only smar.lake calls deltalake's DeltaTable(...) (the helper passes the storage options)
+    offenders = [
+        name for name, code in _sources_outside_tests().items() if name != "smar.lake" and "DeltaTable(" in code
+    ]
+    assert offenders == []
+
+
+def test_no_settings_location_goes_through_pathlib() -> None:
+    # A location is a URI (s3://...): Path() on it makes a local folder named "s3:" (issue 13).
+    location = r"(settings|get_settings\(\)|SmarSettings\([^)]*\)|read_settings\(\))\.(warehouse|artifacts|reports)"
+    through_pathlib = re.compile(rf"Path\(\s*{location}|{location}\s*/|{location}\.resolve\(")
+    offenders = [name for name, code in _sources_outside_tests().items() if through_pathlib.search(code)]
+    assert offenders == []

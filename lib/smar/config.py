@@ -10,11 +10,13 @@ unknown fields, changed by `replace(**changes)` into a validated copy, and store
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from smar.errors import InputRefused
+from smar.storage.uris import join, normalize_location
 
 EngineName = Literal["auto", "embedded", "cluster"]
 
@@ -35,18 +37,24 @@ class SmarSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SMAR_", extra="ignore")
 
-    warehouse: Path = Field(
-        default=Path("./warehouse"),
-        description="Warehouse root; table `layer.name` lives at <warehouse>/layer/name.",
+    # Locations are URIs (smar.storage.uris): a local path becomes its absolute file: URI once,
+    # when the settings are read; s3://, s3a://, gs://, abfss:// are kept; a mangled value is refused.
+    warehouse: str = Field(
+        default="./warehouse",
+        validate_default=True,
+        description="Warehouse root URI; table `layer.name` lives at <warehouse>/layer/name.",
     )
     engine: EngineName = Field(
         default="auto",
         description="auto: classic Spark when launched by spark-submit, else the embedded engine.",
     )
-    artifacts: Path = Field(default=Path("./artifacts"), description="Model artifacts (state_dict, config, metadata).")
-    reports: Path = Field(
-        default=Path("./reports"),
-        description="Human-readable outputs: GX Data Docs, replay reports, plots.",
+    artifacts: str = Field(
+        default="./artifacts", validate_default=True, description="Model artifacts (state_dict, config, metadata)."
+    )
+    reports: str = Field(
+        default="./reports",
+        validate_default=True,
+        description="Human-readable outputs: GX Data Docs, replay reports, plots, annotation exports.",
     )
     max_reject_fraction: float = Field(
         default=0.05,
@@ -62,15 +70,32 @@ class SmarSettings(BaseSettings):
         "(_landing/, _staging/) are removed once older than this; a finished run removes its own at once.",
     )
 
-    def table_path(self, name: str) -> Path:
-        """Absolute path of table `layer.name`."""
+    @field_validator("warehouse", "artifacts", "reports", mode="before")
+    @classmethod
+    def _location(cls, value: Any, info: Any) -> str:
+        return normalize_location(value, what=f"SMAR_{str(info.field_name).upper()}")
+
+    def table_uri(self, name: str) -> str:
+        """URI of table `layer.name` under the warehouse root."""
         layer, _, table = name.partition(".")
         if not layer or not table or "." in table:
             raise ValueError(f"table name must look like 'layer.name', got {name!r}")
-        return (self.warehouse / layer / table).resolve()
+        return join(self.warehouse, layer, table)
+
+
+def read_settings() -> SmarSettings:
+    """Settings read now from the environment; a refused value (a mangled location, a fraction
+    above 1) is `InputRefused` (exit code 2) naming the variable, not a pydantic traceback."""
+    try:
+        return SmarSettings()
+    except ValidationError as error:
+        reasons = "; ".join(
+            str(detail.get("ctx", {}).get("error") or detail["msg"]) for detail in error.errors(include_url=False)
+        )
+        raise InputRefused(f"settings refused: {reasons}") from None
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> SmarSettings:
-    """Settings read once per process from the environment."""
-    return SmarSettings()
+    """Settings read once per process from the environment (`read_settings`)."""
+    return read_settings()

@@ -22,6 +22,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from smar.config import EngineName
+from smar.storage.settings import storage_settings_from_env
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,12 @@ def start_engine(
     name = resolve_engine(requested)
     _use_project_python()
     configs = {"spark.sql.session.timeZone": "UTC", **(extra_configs or {})}
+    # One object-store configuration for every engine (smar.storage.settings), from AWS_* & co.
+    storage = storage_settings_from_env()
     if name == "embedded":
+        # pysail reads the process environment, not Spark confs, when a session first touches a
+        # bucket: the derived variables (region default, AWS_ALLOW_HTTP) go there before it starts.
+        os.environ.update(storage.embedded_env())
         from pysail.spark import SparkConnectServer
 
         # spark-submit exports MASTER (e.g. local[*]) to the Python driver; PySpark refuses a classic
@@ -110,7 +116,9 @@ def start_engine(
         return Engine(name=name, spark=spark, _server=server)
 
     builder = SparkSession.builder.appName(app_name)
-    for key, value in {**DELTA_CONFIGS, **configs}.items():
+    # spark.hadoop.fs.s3a.* (and the s3:// -> S3A mapping) derived from the same variables that
+    # delta-rs and the filesystem layer read, so the engines cannot disagree on endpoint or keys.
+    for key, value in {**DELTA_CONFIGS, **storage.spark_hadoop_confs(), **configs}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     log.info("cluster engine (classic Spark %s, master %s)", spark.version, spark.conf.get("spark.master", "?"))

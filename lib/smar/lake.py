@@ -11,30 +11,30 @@ never rely on `txnAppId`.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import random
 import re
-import shutil
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Union
 
 import pandas as pd
 import pyarrow as pa
 from deltalake import DeltaTable
 from deltalake.schema import Field as DeltaField
-from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from smar.config import SmarSettings, get_settings
-from smar.contracts import Contract, all_tables, load_contract
+from smar.contracts import all_tables, load_contract
 from smar.errors import ConcurrentWriteError, MissingInput
+from smar.frames import conform
+from smar.storage import files
+from smar.storage.settings import storage_settings_from_env
+from smar.storage.uris import engine_location, is_local, join, local_path
 
 REJECTS_TABLE = "bronze.rejects"
 STAGING_FOLDER = "_staging"
@@ -72,16 +72,29 @@ def predicate(slice_values: dict[str, Any]) -> str:
     return " AND ".join(f"`{column}` = {sql_literal(value)}" for column, value in slice_values.items())
 
 
-def remove_run_folder(folder: Path, root: Path) -> None:
-    """Remove one run's scratch `folder` and the parents it leaves empty, `root` included."""
-    shutil.rmtree(folder, ignore_errors=True)
-    parent = folder.parent
-    while parent == root or root in parent.parents:
-        try:
-            parent.rmdir()  # only when empty: another run may still use it
-        except OSError:
-            break
-        parent = parent.parent
+def remove_run_folder(folder: str, root: str) -> None:
+    """Remove one run's scratch `folder` (a URI) and the local parents it leaves empty, `root`
+    included (an object store has no empty folders)."""
+    files.remove_tree(folder)
+    if is_local(folder):
+        files.remove_empty_parents(folder.rpartition("/")[0], root)
+
+
+def storage_options(uri: str) -> dict[str, str] | None:
+    """delta-rs `storage_options` for a table at `uri` (from the standard variables,
+    `smar.storage.settings`); None on local disk, where delta-rs needs none."""
+    return None if is_local(uri) else storage_settings_from_env().delta_rs_storage_options()
+
+
+def open_delta_table(uri: str, version: int | None = None) -> DeltaTable:
+    """The one place a Delta table is opened with delta-rs: the location and storage options
+    delta-rs needs for `uri` (a table URI), optionally at a version."""
+    return DeltaTable(engine_location(uri), version=version, storage_options=storage_options(uri))
+
+
+def delta_table(name: str, version: int | None = None, *, settings: SmarSettings | None = None) -> DeltaTable:
+    """Table `layer.name` of the warehouse through delta-rs (for analysts, DAG tasks, trainers)."""
+    return open_delta_table((settings or get_settings()).table_uri(name), version)
 
 
 def is_commit_conflict(error: BaseException) -> bool:
@@ -89,59 +102,10 @@ def is_commit_conflict(error: BaseException) -> bool:
     return bool(_COMMIT_CONFLICT.search(f"{type(error).__name__}: {error}"))
 
 
-def content_fingerprint(*frames: pd.DataFrame) -> str:
-    """sha256 of the frames' rows (column names and values, in the given order): what a run
-    read, independent of Delta versions, which every rewrite bumps even with the same rows."""
-    digest = hashlib.sha256()
-    for frame in frames:
-        digest.update(repr(list(frame.columns)).encode("utf-8"))
-        digest.update(pd.util.hash_pandas_object(frame.astype(str), index=False).to_numpy().tobytes())
-    return digest.hexdigest()
-
-
-def to_pandas(frame: DataFrame) -> pd.DataFrame:
-    """`frame` collected as pandas: for per-query or per-page aggregates, never a day of rows."""
-    collected: pd.DataFrame = frame.toPandas()
-    return collected
-
-
 def changed_condition(values: Mapping[str, Any], *, alias: str = "") -> str:
     """SQL that is true where some column differs from its value (null-safe): `NOT (a <=> 'x') OR ...`."""
     prefix = f"{alias}." if alias else ""
     return " OR ".join(f"NOT ({prefix}`{column}` <=> {sql_literal(value)})" for column, value in values.items())
-
-
-def conform(frame: DataFrame, contract: Contract) -> DataFrame:
-    """Select exactly the contract's columns, in its order, cast to its types.
-
-    Missing optional columns become typed nulls; a missing required column is an error, because a
-    writer that forgets a key is a bug, not bad input.
-    """
-    present = set(frame.columns)
-    types = {field.name: field.dataType.simpleString() for field in frame.schema.fields}
-    selected: list[SparkColumn] = []
-    for column in contract.columns:
-        if column.name in present and types[column.name] == _spark_type_string(column.type):
-            # Already the contract's type: a no-op cast would still stamp field metadata on nested
-            # types, which the embedded engine then refuses to union with the table's own schema.
-            selected.append(F.col(column.name).alias(column.name))
-        elif column.name in present:
-            selected.append(F.col(column.name).cast(column.type).alias(column.name))
-        elif column.required:
-            raise ValueError(
-                f"cannot write {contract.table}: required column {column.name!r} is missing "
-                f"(frame has {sorted(present)})"
-            )
-        else:
-            selected.append(F.lit(None).cast(column.type).alias(column.name))
-    return frame.select(*selected)
-
-
-def _spark_type_string(contract_type: str) -> str:
-    """A contract type in Spark's `simpleString` spelling (long -> bigint, integer -> int, ...)."""
-    from pyspark.sql.types import _parse_datatype_string
-
-    return str(_parse_datatype_string(contract_type).simpleString())
 
 
 @dataclass(frozen=True)
@@ -166,15 +130,22 @@ class Lakehouse:
         self.settings = settings or get_settings()
 
     # -- registry -------------------------------------------------------------------------------
-    def path(self, table: str) -> Path:
-        """Absolute path of `layer.name` under the warehouse root."""
-        return self.settings.table_path(table)
+    def table_uri(self, table: str) -> str:
+        """URI of `layer.name` under the warehouse root (what tables and logs record)."""
+        return self.settings.table_uri(table)
 
     def uri(self, table: str) -> str:
-        return str(self.path(table))
+        """Where the engines and delta-rs find `layer.name`: the local path on local disk (as
+        before locations were URIs), the URI on an object store."""
+        return engine_location(self.table_uri(table))
 
     def exists(self, table: str) -> bool:
-        return DeltaTable.is_deltatable(self.uri(table))
+        uri = self.table_uri(table)
+        return bool(DeltaTable.is_deltatable(engine_location(uri), storage_options=storage_options(uri)))
+
+    def delta_table(self, table: str, version: int | None = None) -> DeltaTable:
+        """`table` through delta-rs (history, versions, pinned reads), with the storage options."""
+        return open_delta_table(self.table_uri(table), version)
 
     def ensure_table(self, table: str) -> None:
         """Create an empty Delta table from the contract if it does not exist yet; add to an
@@ -187,7 +158,8 @@ class Lakehouse:
             self.add_missing_columns(table)
             return
         contract = load_contract(table)
-        self.path(table).parent.mkdir(parents=True, exist_ok=True)
+        if is_local(self.table_uri(table)):
+            local_path(self.table_uri(table)).parent.mkdir(parents=True, exist_ok=True)
         # Created through the engine (not delta-rs) so nested types get the engine's own field
         # names; the embedded engine refuses to union list<element> with list<item> later.
         spark = self.session
@@ -244,9 +216,19 @@ class Lakehouse:
         return frame.select(*[F.col(name) for name in contract.column_names])
 
     def read_arrow(self, table: str, *, version: int | None = None, filters: Any = None) -> pa.Table:
-        """The table through delta-rs (no Spark), optionally at a version: for trainers and analysts."""
-        delta_table = DeltaTable(self.uri(table), version=version)
-        return delta_table.to_pyarrow_table(filters=filters)
+        """The table through delta-rs (no Spark), optionally at a version: for trainers and analysts.
+
+        Columns in one order whichever engine wrote the table (pysail stores the partition columns
+        last, delta-spark in the contract's order): the contract's, partition columns last, then
+        any others, so that fingerprints of what a run read agree across engines."""
+        data = self.delta_table(table, version).to_pyarrow_table(filters=filters)
+        contract = load_contract(table)
+        order = [column.name for column in contract.columns if column.name not in contract.partition_by]
+        order += list(contract.partition_by)
+        present = set(data.column_names)
+        return data.select(
+            [name for name in order if name in present] + [n for n in data.column_names if n not in order]
+        )
 
     # -- writes ---------------------------------------------------------------------------------
     def frame(self, rows: Rows, table: str) -> DataFrame:
@@ -292,7 +274,7 @@ class Lakehouse:
         for column, value in slice_values.items():
             # Stamp the slice columns so the frame always satisfies the replaceWhere predicate.
             conformed = conformed.withColumn(column, F.lit(value).cast(contract.column(column).type))
-        if self._is_connect_session() and contract.has_nested_columns:
+        if self.is_connect_session() and contract.has_nested_columns:
             self._replace_staged(conformed, table, slice_values)
             return
         self._commit(
@@ -316,14 +298,15 @@ class Lakehouse:
         target at its previous version; `expire_leftovers` removes the orphaned staging table.
         """
         spark = self.session
-        staging = self.settings.warehouse.resolve() / STAGING_FOLDER / table / uuid.uuid4().hex
+        staging_uri = join(self.settings.warehouse, STAGING_FOLDER, table, uuid.uuid4().hex)
+        staging = engine_location(staging_uri)
         try:
             # An empty copy of the table's own schema first, then the rows appended to it: the
             # engine fits appended rows to a table's schema, nested field names and metadata included.
             target_schema = spark.read.format("delta").load(self.uri(table)).schema
-            spark.createDataFrame([], target_schema).write.format("delta").save(str(staging))
-            conformed.write.format("delta").mode("append").save(str(staging))
-            staged = spark.read.format("delta").load(str(staging))
+            spark.createDataFrame([], target_schema).write.format("delta").save(staging)
+            conformed.write.format("delta").mode("append").save(staging)
+            staged = spark.read.format("delta").load(staging)
             self._commit(
                 table,
                 lambda: (
@@ -334,7 +317,7 @@ class Lakehouse:
                 ),
             )
         finally:
-            remove_run_folder(staging, self.settings.warehouse.resolve() / STAGING_FOLDER)
+            remove_run_folder(staging_uri, join(self.settings.warehouse, STAGING_FOLDER))
 
     def _commit(self, table: str, write: Callable[[], object]) -> None:
         """Run one Delta commit, retrying when another writer committed first."""
@@ -355,7 +338,8 @@ class Lakehouse:
                 log.warning("%s: commit conflict (attempt %d), retrying in %.1fs", table, attempt, pause)
                 time.sleep(pause)
 
-    def _is_connect_session(self) -> bool:
+    def is_connect_session(self) -> bool:
+        """Whether this lakehouse writes through a Spark Connect session (the embedded engine)."""
         return type(self.session).__module__.startswith("pyspark.sql.connect")
 
     def append(self, rows: Rows, table: str) -> None:
@@ -516,25 +500,31 @@ class Lakehouse:
         self._commit(table, lambda: spark.sql(statement).collect())
 
     # -- housekeeping -----------------------------------------------------------------------------
-    def expire_leftovers(self, *, now: float | None = None) -> list[Path]:
+    def expire_leftovers(self, *, now: float | None = None) -> list[str]:
         """Remove what killed runs left under the warehouse: landing copies of raw rows
         (`_landing/<ds>/<source>/<run>/`) and staging tables (`_staging/<table>/<run>/`) older
         than `settings.leftover_retention_hours`. Raw logs are personal data: they must not stay
-        behind forever. A finished run removes its own at once. Returns what was removed."""
+        behind forever. A finished run removes its own at once. Returns the URIs removed.
+
+        A run folder's age is its own mtime on local disk, and its newest object's on an object
+        store (where a prefix has no time of its own)."""
         cutoff = (time.time() if now is None else now) - 3600.0 * self.settings.leftover_retention_hours
-        removed: list[Path] = []
+        removed: list[str] = []
         # _landing/<ds>/<source>/<run>/ and _staging/<table>/<run>/
         for folder, depth in ((LANDING_FOLDER, 3), (STAGING_FOLDER, 2)):
-            root = self.settings.warehouse.resolve() / folder
-            if not root.is_dir():
-                continue
-            for run in root.glob("/".join(["*"] * depth)):
-                if run.is_dir() and run.stat().st_mtime < cutoff:
-                    shutil.rmtree(run, ignore_errors=True)
+            root = join(self.settings.warehouse, folder)
+            runs = [root]
+            for _ in range(depth):
+                runs = [child for run in runs for child in files.list_dirs(run)]
+            for run in runs:
+                if _age_of(run) < cutoff:
+                    files.remove_tree(run)
                     removed.append(run)
-            for empty in [*sorted(root.rglob("*"), reverse=True), root]:
-                if empty.is_dir() and not any(empty.iterdir()):
-                    empty.rmdir()
+            if is_local(root):
+                base = local_path(root)
+                for empty in [*sorted(base.rglob("*"), reverse=True), base] if base.is_dir() else []:
+                    if empty.is_dir() and not any(empty.iterdir()):
+                        empty.rmdir()
         if removed:
             log.info("removed %d leftover landing/staging folders older than %gh", len(removed),
                      self.settings.leftover_retention_hours)  # fmt: skip
@@ -543,15 +533,15 @@ class Lakehouse:
     # -- metadata (delta-rs) --------------------------------------------------------------------
     def version(self, table: str) -> int:
         """Current Delta version of the table."""
-        return DeltaTable(self.uri(table)).version()
+        return int(self.delta_table(table).version())
 
     def history(self, table: str, limit: int | None = None) -> list[dict[str, Any]]:
         """Commit history, newest first (operation, timestamp, parameters, metrics)."""
-        return DeltaTable(self.uri(table)).history(limit)
+        history: list[dict[str, Any]] = self.delta_table(table).history(limit)
+        return history
 
     def row_count(self, table: str, *, version: int | None = None) -> int:
-        delta_table = DeltaTable(self.uri(table), version=version)
-        return int(delta_table.to_pyarrow_dataset().count_rows())
+        return int(self.delta_table(table, version).to_pyarrow_dataset().count_rows())
 
     def list_tables(self) -> list[TableInfo]:
         """Every contracted table with its version and row count (absent tables included)."""
@@ -563,7 +553,7 @@ class Lakehouse:
                     TableInfo(name, self.uri(name), False, None, None, tuple(contract.partition_by), None, None)
                 )
                 continue
-            delta_table = DeltaTable(self.uri(name))
+            delta_table = self.delta_table(name)
             last = delta_table.history(1)[0]
             modified = datetime.fromtimestamp(last["timestamp"] / 1000, tz=UTC)
             infos.append(
@@ -579,6 +569,14 @@ class Lakehouse:
                 )
             )
         return infos
+
+
+def _age_of(run: str) -> float:
+    """Seconds since the epoch a run folder was last touched (see `expire_leftovers`)."""
+    if is_local(run):
+        return local_path(run).stat().st_mtime
+    times = [entry.mtime for entry in files.list_files(run) if entry.mtime is not None]
+    return max(times) if times else 0.0
 
 
 def _plain(value: Any) -> Any:

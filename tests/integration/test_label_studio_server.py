@@ -36,6 +36,7 @@ from smar.annotation import label_studio_jobs as server_jobs
 from smar.annotation.export import label_studio_task
 from smar.annotation.label_studio import parse_export
 from smar.annotation.simulate import simulate_grades
+from smar.storage.uris import join, local_path
 from tests.fixtures_scores import STANDIN_MODEL_VERSION, write_standin_scores
 from tests.integration.chromium import HeadlessChromium, chromium_executable
 from tests.integration.label_studio_server import LabelStudioServer, running_server
@@ -73,7 +74,7 @@ def tiny_day(tmp_path_factory, spark) -> Path:
 @pytest.fixture()
 def day_lake(tiny_day, lake, spark):
     """A copy of the tiny day with its `top` tasks at budget 0.3 built (no evaluation set)."""
-    shutil.copytree(tiny_day, lake.settings.warehouse)
+    shutil.copytree(tiny_day, local_path(lake.settings.warehouse))
     jobs.build_annotation_tasks(spark, lake, ds=DS, strategy="top", budget=0.3, seed=4, eval_splits=())
     return lake
 
@@ -130,12 +131,12 @@ def test_push_annotate_pull_through_a_real_server(server, day_lake, spark):
 
     # Then every graded item arrives in silver.page_labels with its grade, annotator and time
     (pulled,) = first.projects
-    assert pulled.export_file == (
-        lake.settings.reports
-        / "annotation"
-        / DS
-        / "all-ball-rall"
-        / f"annotations_label_studio_project_{project.project_id}.json"
+    assert pulled.export_file == join(
+        lake.settings.reports,
+        "annotation",
+        DS,
+        "all-ball-rall",
+        f"annotations_label_studio_project_{project.project_id}.json",
     )
     assert first.accepted == len(expected.grades) == pulled.imported.inserted and first.rejected == 1
     assert pulled.imported.reject_reasons == {"annotation was": 1}
@@ -290,12 +291,12 @@ def test_the_commands_and_the_page_labels_dag_pull_from_the_server(server, day_l
     labels = day_lake.read_arrow("silver.page_labels").to_pylist()
     assert len(labels) == sum(len(row["items"]) for row in rows) * 2
     assert {label["source_file"] for label in labels} == {
-        str(
-            settings.reports
-            / "annotation"
-            / DS
-            / "all-ball-rall"
-            / f"annotations_label_studio_project_{rows[0]['label_studio_project_id']}.json"
+        join(
+            settings.reports,
+            "annotation",
+            DS,
+            "all-ball-rall",
+            f"annotations_label_studio_project_{rows[0]['label_studio_project_id']}.json",
         )
     }
     assert day_lake.exists("gold.annotation_cost") and day_lake.read_arrow("gold.annotation_cost").num_rows > 0

@@ -63,6 +63,8 @@ from smar.annotation.tasks import (
 )
 from smar.errors import InputRefused, LabelImportError, MissingInput
 from smar.lake import Lakehouse, predicate
+from smar.storage import files
+from smar.storage.uris import join, normalize_location, parent
 from smar.vocabulary import (
     ANNOTATED_SPLITS,
     DEFAULT_BUDGET,
@@ -289,7 +291,7 @@ def export_annotation_tasks(
     strategy: str | None = None,
     budget: float | None = None,
     round_number: int | None = None,
-    out_dir: Path | None = None,
+    out_dir: str | Path | None = None,
     mark_exported: bool = True,
 ) -> ExportSummary:
     """Write the selected tasks for annotators (`smar.annotation.export`): Label Studio task JSON,
@@ -301,15 +303,12 @@ def export_annotation_tasks(
     rows = lake.read(TASKS_TABLE).where(predicate(chosen)).orderBy("task_id").collect()
     if not rows:
         raise InputRefused(f"no annotation tasks match {predicate(chosen)}; run build-tasks first")
-    folder = out_dir or lake.settings.reports / "annotation" / ds / selection_name(strategy, budget, round_number)
-    folder.mkdir(parents=True, exist_ok=True)
+    # A location (local path or URI), written through the filesystem layer.
+    folder = normalize_location(out_dir) if out_dir else join(lake.settings.reports, "annotation", ds, selection_name(strategy, budget, round_number))  # fmt: skip
     documents = export_documents(row.asDict(recursive=True) for row in rows)
-    tasks_path = folder / TASKS_JSON
-    tasks_path.write_text(documents.tasks_json, encoding="utf-8")
-    csv_path = folder / TASKS_CSV
-    csv_path.write_text(documents.tasks_csv, encoding="utf-8")
-    config_path = folder / LABELING_CONFIG
-    config_path.write_text(labeling_config(), encoding="utf-8")
+    tasks_path = files.write_text(join(folder, TASKS_JSON), documents.tasks_json)
+    csv_path = files.write_text(join(folder, TASKS_CSV), documents.tasks_csv)
+    config_path = files.write_text(join(folder, LABELING_CONFIG), labeling_config())
     if mark_exported:
         # Only open tasks move to exported; labelled ones stay labelled.
         lake.set_values(TASKS_TABLE, {"status": "exported"}, where={**chosen, "status": "open"})
@@ -332,8 +331,8 @@ def simulate_annotators(
     lake: Lakehouse,
     *,
     ds: str,
-    tasks_file: Path,
-    out_path: Path | None = None,
+    tasks_file: str | Path,
+    out_path: str | Path | None = None,
     n_annotators: int = 2,
     noise: float = 0.0,
     disagreement: float = 0.0,
@@ -342,14 +341,14 @@ def simulate_annotators(
     """Grade an exported tasks JSON from truth.relevance (see `smar.annotation.simulate` for the
     noise model) and write a real Label Studio JSON export next to it (annotations_simulated.json)."""
     try:
-        tasks = json.loads(Path(tasks_file).read_text(encoding="utf-8"))
+        tasks = json.loads(files.read_text(tasks_file := normalize_location(tasks_file, what="--tasks-file")))
     except json.JSONDecodeError as error:
         raise LabelImportError(f"{tasks_file}: tasks file is not valid JSON: {error}") from error
     simulated = simulate_grades(
         tasks, day_truth(lake, ds), n_annotators=n_annotators, noise=noise, disagreement=disagreement,
         seed=_seed(lake, seed),
     )  # fmt: skip
-    path = write_simulated_export(tasks, simulated, out_path or Path(tasks_file).parent / SIMULATED_EXPORT)
+    path = write_simulated_export(tasks, simulated, normalize_location(out_path) if out_path else join(parent(tasks_file), SIMULATED_EXPORT))  # fmt: skip
     log.info("simulated %d grades for %d tasks into %s", len(simulated.grades), len(tasks), path)
     return SimulateSummary(
         ds,
@@ -369,7 +368,7 @@ def ingest_page_labels(
     lake: Lakehouse,
     *,
     ds: str,
-    path: Path,
+    path: str | Path,
     file_format: str | None = None,
     max_reject_fraction: float | None = None,
 ) -> IngestLabelsSummary:
@@ -387,8 +386,7 @@ def ingest_page_labels(
     unreadable file raises LabelImportError and writes nothing.
     """
     parse_day(ds)
-    path = Path(path)
-    source = str(path)
+    source = str(path)  # as given: a path, or a URI (s3://...)
     parsed = read_label_file(path, file_format)
     if not lake.exists(TASKS_TABLE):
         raise MissingInput(f"{TASKS_TABLE} does not exist; nothing to match labels against")
@@ -491,14 +489,16 @@ def _label_slice(
     strategy: str,
     budget: float,
     round_number: int,
-    out_root: Path | None,
+    out_root: str | Path | None,
     n_annotators: int,
     noise: float,
     disagreement: float,
     seed: int,
 ) -> tuple[ExportSummary, SimulateSummary, tuple[IngestLabelsSummary, ...]]:
     """Export one task slice, have the simulated team grade it, import their export."""
-    out_dir = None if out_root is None else out_root / selection_name(strategy, budget, round_number)
+    out_dir = (
+        None if out_root is None else join(normalize_location(out_root), selection_name(strategy, budget, round_number))
+    )
     exported = export_annotation_tasks(
         spark, lake, ds=ds, strategy=strategy, budget=budget, round_number=round_number, out_dir=out_dir
     )
@@ -527,7 +527,7 @@ def run_annotation_round_trip(
     band_index: int = 1,
     max_judgements_per_query: int | None = None,
     max_rounds: int = 64,
-    out_root: Path | None = None,
+    out_root: str | Path | None = None,
     created_at: datetime | None = None,
     labeller: SliceLabeller | None = None,
 ) -> RoundTripSummary:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,8 @@ from smar.annotation.summaries import (
 )
 from smar.errors import InputRefused, MissingInput
 from smar.lake import Lakehouse, predicate
+from smar.storage import files
+from smar.storage.uris import join
 from smar.vocabulary import FULL, MAX_GRADE, MIN_GRADE
 
 log = logging.getLogger(__name__)
@@ -57,24 +58,22 @@ def project_title(ds: str, strategy: str, budget: float, round_number: int) -> s
 
 
 def pulled_export_path(
-    reports: Path, ds: str, strategy: str | None, budget: float | None, round_number: int | None, project_id: int
-) -> Path:
-    """Where `pull_annotations` keeps a project's export of one selection: beside the file
+    reports: str, ds: str, strategy: str | None, budget: float | None, round_number: int | None, project_id: int
+) -> str:
+    """Where `pull_annotations` keeps a project's export of one selection (a URI): beside the file
     round trip's exports (`<reports>/annotation/<ds>/<selection>/`), matched by the page_labels
     sensor's `annotations*.json`."""
-    folder = reports / "annotation" / ds / selection_name(strategy, budget, round_number)
-    return folder / f"annotations_label_studio_project_{project_id}.json"
+    folder = join(reports, "annotation", ds, selection_name(strategy, budget, round_number))
+    return join(folder, f"annotations_label_studio_project_{project_id}.json")
 
 
-def write_export_file(path: Path, text: str) -> bool:
-    """Write `text` to `path` atomically (a sensor never sees half a file), only when it differs.
-    Returns whether the file changed. The only file write of the server round trip."""
-    if path.is_file() and path.read_text(encoding="utf-8") == text:
+def write_export_file(uri: str, text: str) -> bool:
+    """Publish `text` at `uri` whole through the filesystem layer (a sensor never sees half a
+    file), only when it differs. Returns whether the file changed. The only file write of the
+    server round trip."""
+    if files.is_file(uri) and files.read_text(uri) == text:
         return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    scratch = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    scratch.write_text(text, encoding="utf-8")
-    os.replace(scratch, path)
+    files.write_text(uri, text)
     return True
 
 
@@ -296,7 +295,7 @@ def server_labeller(
 
     def label(
         spark: SparkSession, lake: Lakehouse, *, ds: str, strategy: str, budget: float, round_number: int,
-        out_root: Path | None, n_annotators: int, noise: float, disagreement: float, seed: int,
+        out_root: str | Path | None, n_annotators: int, noise: float, disagreement: float, seed: int,
     ) -> tuple[PushTasksSummary, ServerSimulateSummary, tuple[Any, ...]]:  # fmt: skip
         pushed = push_annotation_tasks(
             spark, lake, ds=ds, client=client, server=server, strategy=strategy, budget=budget,

@@ -14,7 +14,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pandas as pd
@@ -23,6 +23,8 @@ from pyspark.sql import functions as F
 
 from smar.annotation.label_studio import LabelRow, RejectedLabel, parse_csv, parse_export
 from smar.errors import LabelImportError, MissingInput
+from smar.storage import files
+from smar.storage.uris import normalize_location
 
 #: The key of one grade in silver.page_labels.
 LABEL_KEYS: tuple[str, ...] = ("page_id", "item_id", "annotator")
@@ -62,16 +64,17 @@ def _accepted_row_numbers(
     return free[: len(rows)] if len(free) >= len(rows) else [-1] * len(rows)
 
 
-def read_label_file(path: Path, file_format: str | None) -> ParsedLabelFile:
-    """Parse a Label Studio JSON export or a CSV (`task_id,item_id,grade,annotator`); an unreadable
-    file raises `LabelImportError` (nothing is imported)."""
-    file_format = (file_format or path.suffix.lstrip(".")).lower()
+def read_label_file(path: str | Path, file_format: str | None) -> ParsedLabelFile:
+    """Parse a Label Studio JSON export or a CSV (`task_id,item_id,grade,annotator`) at location
+    `path` (a local path or a URI); an unreadable file raises `LabelImportError` (nothing is imported)."""
+    uri = normalize_location(path, what="label file")
+    file_format = (file_format or PurePosixPath(uri).suffix.lstrip(".")).lower()
     if file_format not in ("json", "csv"):
         raise LabelImportError(f"{path}: unknown label file format {file_format!r}; use json or csv")
-    if not path.is_file():
+    if not files.is_file(uri):
         raise MissingInput(f"label file {path} does not exist")
     # A UTF-8 byte order mark (spreadsheet exports write one) is not part of the header.
-    raw = path.read_bytes().removeprefix(codecs.BOM_UTF8)
+    raw = files.read_bytes(uri).removeprefix(codecs.BOM_UTF8)
     try:
         if file_format == "json":
             rows, rejected = parse_export(raw)

@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 
 from smar.annotation.label_studio import MAX_GRADE, MIN_GRADE, annotations_export
+from smar.storage import files
+from smar.storage.uris import normalize_location
 
 ANNOTATOR_NAME = "simulated-annotator-{number}@example.org"
 
@@ -104,9 +106,9 @@ def simulate_grades(
     return SimulatedGrades(grades, annotators, items_graded, noisy_items, disagreements)
 
 
-def write_simulated_export(tasks: Sequence[Mapping[str, Any]], simulated: SimulatedGrades, path: Path) -> Path:
-    """Write the grades as a Label Studio JSON export (`annotations_export`) to `path`."""
+def write_simulated_export(tasks: Sequence[Mapping[str, Any]], simulated: SimulatedGrades, path: str | Path) -> str:
+    """Write the grades as a Label Studio JSON export (`annotations_export`) to location `path`;
+    returns its URI."""
     export = annotations_export(tasks, simulated.grades)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(export, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    return path
+    text = json.dumps(export, indent=1, ensure_ascii=False) + "\n"
+    return files.write_text(normalize_location(path, what="simulated export"), text)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from smar.annotation.cost import AnnotationCostRow
 
@@ -46,10 +45,10 @@ class IsoLabelRoundSummary:
 @dataclass(frozen=True)
 class ExportSummary:
     ds: str
-    folder: Path
-    tasks_json: Path
-    tasks_csv: Path
-    labeling_config: Path
+    folder: str  # URIs: the export lives wherever the reports do
+    tasks_json: str
+    tasks_csv: str
+    labeling_config: str
     tasks: int
     items: int
 
@@ -61,7 +60,7 @@ class ExportSummary:
 @dataclass(frozen=True)
 class SimulateSummary:
     ds: str
-    export_file: Path
+    export_file: str  # URI
     tasks: int
     items_graded: int
     labels: int
@@ -141,7 +140,7 @@ class ServerSimulateSummary:
 @dataclass(frozen=True)
 class PulledProject:
     project_id: int
-    export_file: Path
+    export_file: str  # a URI
     tasks: int  # tasks of the selection found in the project's export
     annotations: int
     imported: IngestLabelsSummary

@@ -19,7 +19,6 @@ smar annotation pull --ds 2026-11-01
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 import typer
@@ -36,6 +35,7 @@ from smar.cli.common import (
     open_lakehouse,
     split_values,
 )
+from smar.storage.uris import display
 from smar.vocabulary import ANNOTATED_SPLITS, EVALUATION_SPLITS, FULL
 
 SplitsOption = typer.Option(
@@ -95,7 +95,7 @@ def build_tasks(
     band_index: int = typer.Option(1, help="slice: which band (1 = the second, as the paper)"),
     max_judgements_per_query: Optional[int] = typer.Option(None, help="iso_label: judgement cap"),
     engine: Optional[str] = EngineOption,
-    warehouse: Optional[Path] = WarehouseOption,
+    warehouse: Optional[str] = WarehouseOption,
     verbose: bool = VerboseOption,
 ) -> None:
     """Write silver.annotation_tasks: budgeted candidate pages (+ the fully labelled eval set)."""
@@ -124,9 +124,9 @@ def export_tasks(
     strategy: Optional[str] = typer.Option(None, help="only this strategy"),
     budget: Optional[float] = typer.Option(None, help="only this budget"),
     round_number: Optional[int] = typer.Option(None, "--round", help="only this round"),
-    out: Optional[Path] = typer.Option(None, help="folder (default: <reports>/annotation/<ds>/...)"),
+    out: Optional[str] = typer.Option(None, help="folder, a path or a URI (default: <reports>/annotation/<ds>/...)"),
     engine: Optional[str] = EngineOption,
-    warehouse: Optional[Path] = WarehouseOption,
+    warehouse: Optional[str] = WarehouseOption,
     verbose: bool = VerboseOption,
 ) -> None:
     """Write Label Studio tasks JSON, the labeling config XML and a plain CSV."""
@@ -138,22 +138,22 @@ def export_tasks(
             lake.session, lake, ds=ds, strategy=strategy, budget=budget,
             round_number=round_number, out_dir=out,
         )  # fmt: skip
-    console.print(f"exported {summary.tasks} tasks ({summary.items} items) to {summary.folder}")
+    console.print(f"exported {summary.tasks} tasks ({summary.items} items) to {display(summary.folder)}")
     for path in (summary.tasks_json, summary.labeling_config, summary.tasks_csv):
-        console.print(f"  {path}")
+        console.print(f"  {display(path)}")
 
 
 @commands.command(name="simulate-annotators")
 def simulate(
     ds: str = typer.Option(callback=days_option, default=..., help="the day (its truth.relevance grades the items)"),
-    tasks_file: Path = typer.Option(..., help="tasks.json written by export-tasks"),
-    out: Optional[Path] = typer.Option(None, help="export file (default: next to tasks.json)"),
+    tasks_file: str = typer.Option(..., help="tasks.json written by export-tasks (a path or a URI)"),
+    out: Optional[str] = typer.Option(None, help="export file (default: next to tasks.json)"),
     annotators: int = typer.Option(2, help="simulated annotators per task"),
     noise: float = typer.Option(0.1, help="P(perceived grade is one step off the truth), per item"),
     disagreement: float = typer.Option(0.1, help="P(another annotator moves it one step), per item"),
     seed: Optional[int] = SeedOption,
     engine: Optional[str] = EngineOption,
-    warehouse: Optional[Path] = WarehouseOption,
+    warehouse: Optional[str] = WarehouseOption,
     verbose: bool = VerboseOption,
 ) -> None:
     """Grade exported tasks from the hidden truth; writes a real Label Studio JSON export."""
@@ -167,21 +167,23 @@ def simulate(
         )  # fmt: skip
     console.print(
         f"{summary.labels} grades by {len(summary.annotators)} annotators on {summary.tasks} tasks "
-        f"({summary.noisy_items} noisy items, {summary.disagreements} disagreements) -> {summary.export_file}"
+        f"({summary.noisy_items} noisy items, {summary.disagreements} disagreements) -> {display(summary.export_file)}"
     )
 
 
 @commands.command(name="import-labels")
 def import_labels(
     ds: str = typer.Option(callback=days_option, default=..., help="the day of the tasks the labels answer"),
-    path: Path = typer.Option(..., help="Label Studio JSON export, or CSV task_id,item_id,grade,annotator"),
+    path: str = typer.Option(
+        ..., help="Label Studio JSON export, or CSV task_id,item_id,grade,annotator (a path or a URI)"
+    ),
     file_format: Optional[str] = typer.Option(None, "--format", help="json | csv (default: from the suffix)"),
     max_reject_fraction: Optional[float] = typer.Option(
         None,
         help="refuse the file (write only its rejects) above this fraction of refused rows (default: $SMAR_MAX_REJECT_FRACTION or 0.05)",
     ),
     engine: Optional[str] = EngineOption,
-    warehouse: Optional[Path] = WarehouseOption,
+    warehouse: Optional[str] = WarehouseOption,
     verbose: bool = VerboseOption,
 ) -> None:
     """MERGE page-level grades into silver.page_labels; refused rows go to bronze.rejects."""
@@ -208,7 +210,7 @@ def iso_label_round(
     seed: Optional[int] = SeedOption,
     split: list[str] = SplitsOption,
     engine: Optional[str] = EngineOption,
-    warehouse: Optional[Path] = WarehouseOption,
+    warehouse: Optional[str] = WarehouseOption,
     verbose: bool = VerboseOption,
 ) -> None:
     """Write round r's iso-label tasks and the anchors found so far; exit 3 when all are done."""
@@ -235,7 +237,7 @@ def iso_label_round(
 def cost(
     ds: str = typer.Option(callback=days_option, default=..., help="the day"),
     engine: Optional[str] = EngineOption,
-    warehouse: Optional[Path] = WarehouseOption,
+    warehouse: Optional[str] = WarehouseOption,
     verbose: bool = VerboseOption,
 ) -> None:
     """Write and print gold.annotation_cost: labels per strategy and budget vs full annotation."""
@@ -265,7 +267,7 @@ def round_trip(
     url: Optional[str] = UrlOption,
     token: Optional[str] = TokenOption,
     engine: Optional[str] = EngineOption,
-    warehouse: Optional[Path] = WarehouseOption,
+    warehouse: Optional[str] = WarehouseOption,
     verbose: bool = VerboseOption,
 ) -> None:
     """build-tasks -> export-tasks -> simulate-annotators -> import-labels (iso_label: every
@@ -331,7 +333,7 @@ def push(
     url: Optional[str] = UrlOption,
     token: Optional[str] = TokenOption,
     engine: Optional[str] = EngineOption,
-    warehouse: Optional[Path] = WarehouseOption,
+    warehouse: Optional[str] = WarehouseOption,
     verbose: bool = VerboseOption,
 ) -> None:
     """Send the day's tasks to Label Studio; pushing twice creates nothing.
@@ -376,7 +378,7 @@ def simulate_through_server(
     url: Optional[str] = UrlOption,
     token: Optional[str] = TokenOption,
     engine: Optional[str] = EngineOption,
-    warehouse: Optional[Path] = WarehouseOption,
+    warehouse: Optional[str] = WarehouseOption,
     verbose: bool = VerboseOption,
 ) -> None:
     """The simulated annotators grade the pushed tasks through the server's API (synthetic data)."""
@@ -409,7 +411,7 @@ def pull(
     url: Optional[str] = UrlOption,
     token: Optional[str] = TokenOption,
     engine: Optional[str] = EngineOption,
-    warehouse: Optional[Path] = WarehouseOption,
+    warehouse: Optional[str] = WarehouseOption,
     verbose: bool = VerboseOption,
 ) -> None:
     """Bring the pushed tasks' annotations into silver.page_labels; pulling twice changes nothing.

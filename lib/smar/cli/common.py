@@ -13,7 +13,6 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any, Optional, TypeVar
 
 import typer
@@ -53,7 +52,7 @@ def run_id_option(value: Optional[str]) -> Optional[str]:
         return None if value is None else check_run_id(value)
 
 
-def configure(warehouse: Optional[Path], engine: Optional[str], verbose: bool = False) -> None:
+def configure(warehouse: Optional[str], engine: Optional[str], verbose: bool = False) -> None:
     """Apply the shared flags: settings are read from the environment once, so flags win by
     setting it first."""
     if warehouse is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import typer
@@ -22,6 +21,7 @@ from smar.cli.ingest import print_ingest
 from smar.cli.lakehouse import print_tables
 from smar.cli.single_modal import print_ranker_evaluations
 from smar.config import get_settings
+from smar.storage.uris import display, join
 from smar.vocabulary import (
     CLICKS_PBM_IPS,
     CLICKS_PBM_SN,
@@ -67,7 +67,7 @@ def demo(
         help="annotate through a Label Studio server (default: when $LABEL_STUDIO_URL and $LABEL_STUDIO_API_KEY are set)",
     ),
     engine: Optional[str] = EngineOption,
-    warehouse: Optional[Path] = WarehouseOption,
+    warehouse: Optional[str] = WarehouseOption,
     verbose: bool = VerboseOption,
 ) -> None:
     """Run the pipeline end to end on the embedded engine and print what it wrote; step 2 goes
@@ -82,7 +82,7 @@ def demo(
 
     configure(warehouse, engine or "embedded", verbose)
     settings = get_settings()
-    console.rule(f"SMAR demo: size={size}, ds={ds}, warehouse={settings.warehouse.resolve()}")
+    console.rule(f"SMAR demo: size={size}, ds={ds}, warehouse={display(settings.warehouse)}")
     # Small torch models train many times faster single-threaded on a busy 2-core machine.
     torch.set_num_threads(1)
 
@@ -141,6 +141,6 @@ def demo(
         for reason in replay.reasons:
             console.print(f"  - {escape(reason)}")  # reasons name label sources in [brackets]: not markup
         print_click_estimates(read_replay_metrics(lake, replay.run_id))
-        console.print(f"report: {replay.report_html}")
+        console.print(f"report: {display(replay.report_html)}")
     print_tables()
-    console.print(f"Great Expectations Data Docs: {settings.reports.resolve() / 'gx'}")
+    console.print(f"Great Expectations Data Docs: {display(join(settings.reports, 'gx'))}")

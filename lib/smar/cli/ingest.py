@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import typer
@@ -19,6 +18,7 @@ from smar.cli.common import (
     open_lakehouse,
 )
 from smar.config import get_settings
+from smar.storage.uris import display
 
 if TYPE_CHECKING:
     from smar.ingest.jobs import TableIngestResult
@@ -46,7 +46,7 @@ def print_ingest(results: Sequence[TableIngestResult], ds: str) -> None:
 @commands.command()
 def generate(
     ds: str = typer.Option(callback=days_option, default=..., help="the day to generate, YYYY-MM-DD"),
-    out: Path = typer.Option(..., help="folder for the raw files"),
+    out: str = typer.Option(..., help="folder for the raw files (a local path or a URI: s3://bucket/raw/...)"),
     size: str = typer.Option("demo", help="tiny | demo | large"),
     seed: Optional[int] = typer.Option(None, help="default: $SMAR_SEED or the frozen default"),
     file_format: str = typer.Option("parquet", "--format", help="parquet | jsonl"),
@@ -61,21 +61,23 @@ def generate(
             seed=seed if seed is not None else get_settings().seed, file_format=file_format,
         )  # fmt: skip
     for path in paths:
-        console.print(f"wrote {path}")
+        console.print(f"wrote {display(path)}")
 
 
 @commands.command()
 def ingest(
     ds: str = typer.Option(callback=days_option, default=..., help="the day to ingest, YYYY-MM-DD"),
     source: str = typer.Option("generator", help="generator | qilin | files"),
-    path: Optional[Path] = typer.Option(None, help="qilin folder, or a file/folder of raw files"),
+    path: Optional[str] = typer.Option(
+        None, help="qilin folder, or a file/folder of raw files (a local path or a URI: s3://bucket/raw/...)"
+    ),
     table: Optional[str] = typer.Option(None, help="with a single file: the table it holds"),
     size: str = typer.Option("demo", help="generator size: tiny | demo | large"),
     seed: Optional[int] = typer.Option(None),
     max_reject_fraction: Optional[float] = typer.Option(None, help="fail above this fraction refused"),
     skip_quality: bool = typer.Option(False, "--skip-quality", help="skip the Great Expectations suites"),
     engine: Optional[str] = EngineOption,
-    warehouse: Optional[Path] = WarehouseOption,
+    warehouse: Optional[str] = WarehouseOption,
     verbose: bool = VerboseOption,
 ) -> None:
     """Validate raw input into bronze tables; refused rows go to bronze.rejects with reasons."""

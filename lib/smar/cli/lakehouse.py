@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 import typer
@@ -10,6 +9,7 @@ from rich.table import Table
 
 from smar.cli.common import WarehouseOption, configure, console, offline_lakehouse
 from smar.config import get_settings
+from smar.storage.uris import display
 
 commands = typer.Typer()
 
@@ -17,7 +17,7 @@ commands = typer.Typer()
 def print_tables() -> None:
     """Print every contracted table with version and row count."""
     lake = offline_lakehouse()
-    table = Table(title=f"tables under {get_settings().warehouse.resolve()}")
+    table = Table(title=f"tables under {display(get_settings().warehouse)}")
     for column in ("table", "version", "rows", "partitioned by", "last operation", "last modified (UTC)"):
         table.add_column(column)
     for info in lake.list_tables():
@@ -33,7 +33,7 @@ def print_tables() -> None:
 
 
 @commands.command()
-def tables(warehouse: Optional[Path] = WarehouseOption) -> None:
+def tables(warehouse: Optional[str] = WarehouseOption) -> None:
     """List every table with its Delta version and row count."""
     configure(warehouse, None)
     print_tables()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 import typer
@@ -17,6 +16,7 @@ from smar.cli.common import (
     open_lakehouse,
     run_id_option,
 )
+from smar.storage.uris import display
 
 commands = typer.Typer()
 
@@ -42,7 +42,7 @@ def replay(
         None, help="days of randomised traffic pooled for the click examination curve, ending at ds_end (default 28)"
     ),
     engine: Optional[str] = EngineOption,
-    warehouse: Optional[Path] = WarehouseOption,
+    warehouse: Optional[str] = WarehouseOption,
     verbose: bool = VerboseOption,
 ) -> None:
     """Replay held-out logged pages under control and candidate orders; write metrics, decision, report."""
@@ -74,7 +74,7 @@ def replay(
     table.add_row("pages / queries", f"{summary.n_pages} / {summary.n_queries}")
     table.add_row("label sources", ", ".join(summary.label_sources) or "-")
     table.add_row("metric rows", str(summary.metric_rows))
-    table.add_row("report", str(summary.report_html))
+    table.add_row("report", display(summary.report_html))
     console.print(table)
     for reason in summary.reasons:
         console.print(f"- {escape(reason)}")  # reasons name label sources in [brackets]: not markup

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any, Optional
 
 import typer
@@ -21,6 +20,7 @@ from smar.cli.common import (
     parse_ints,
     set_torch_threads,
 )
+from smar.storage.uris import display
 from smar.vocabulary import DEFAULT_RERANKER_METHOD, RERANKER_METHODS
 
 commands = typer.Typer()
@@ -49,7 +49,7 @@ def train_reranker_command(
     resume: bool = typer.Option(False, "--resume", help="continue an interrupted run from its checkpoint"),
     torch_threads: Optional[int] = typer.Option(1, help="torch CPU threads (0: torch's default)"),
     engine: Optional[str] = EngineOption,
-    warehouse: Optional[Path] = WarehouseOption,
+    warehouse: Optional[str] = WarehouseOption,
     verbose: bool = VerboseOption,
 ) -> None:
     """Train one page reranker (or baseline) and register it in gold.reranker_runs."""
@@ -114,7 +114,7 @@ def budget_sweep_command(
     sweep_id: Optional[str] = typer.Option(None, help="default: a hash of the sweep's definition"),
     torch_threads: Optional[int] = typer.Option(1, help="torch CPU threads (0: torch's default)"),
     engine: Optional[str] = EngineOption,
-    warehouse: Optional[Path] = WarehouseOption,
+    warehouse: Optional[str] = WarehouseOption,
     verbose: bool = VerboseOption,
 ) -> None:
     """NDCG@10 vs annotation budget over seeds: gold.budget_sweep, a PNG plot and a summary."""
@@ -152,4 +152,4 @@ def budget_sweep_command(
         )
     console.print(table)
     console.print(json.dumps(summary.comparisons, indent=2, default=str))
-    console.print(f"plot: {summary.plot_path}\nsummary: {summary.summary_path}")
+    console.print(f"plot: {display(summary.plot_path)}\nsummary: {display(summary.summary_path)}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import contextlib
 from typing import TYPE_CHECKING, Optional
 
 import typer
@@ -20,6 +20,7 @@ from smar.cli.common import (
     open_lakehouse,
 )
 from smar.config import get_settings
+from smar.storage.uris import display
 
 if TYPE_CHECKING:
     from smar.single_modal.jobs import TrainingSummary
@@ -43,7 +44,7 @@ def print_ranker_evaluations(summary: TrainingSummary) -> None:
         )  # fmt: skip
     console.print(table)
     console.print("A difference counts as a win only when its whole interval is above 0.")
-    console.print(f"artifacts: {summary.artifact_dir}")
+    console.print(f"artifacts: {display(summary.artifact_dir)}")
 
 
 @commands.command("train-single-modal")
@@ -55,19 +56,23 @@ def train_single_modal_command(
     seed: Optional[int] = typer.Option(None),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
     engine: Optional[str] = EngineOption,
-    warehouse: Optional[Path] = WarehouseOption,
+    warehouse: Optional[str] = WarehouseOption,
     verbose: bool = VerboseOption,
 ) -> None:
     """Train the four single-modal rankers from clicks (step 1) and register them.
 
-    Training reads the tables through delta-rs and needs no Spark session."""
+    Training reads the tables through delta-rs and needs no Spark session; under spark-submit it
+    still opens one, because YARN's cluster mode fails an application whose driver never creates
+    a SparkContext."""
+    from smar.engine import launched_by_spark_submit
     from smar.single_modal.jobs import train_single_modal
 
     configure(warehouse, engine, verbose)
     settings = get_settings()
-    with console.status(f"training single-modal rankers on {', '.join(ds)}"):
+    with console.status(f"training single-modal rankers on {', '.join(ds)}"), contextlib.ExitStack() as stack:
+        lake = stack.enter_context(open_lakehouse("smar-train-single-modal")) if launched_by_spark_submit() else None
         summary = train_single_modal(
-            offline_lakehouse(), ds_list=list(ds), epochs=epochs,
+            lake or offline_lakehouse(), ds_list=list(ds), epochs=epochs,
             seed=settings.seed if seed is None else seed, device=device,
         )  # fmt: skip
     print_ranker_evaluations(summary)
@@ -84,7 +89,7 @@ def score_command(
         help="refuse the day (write only its rejects) above this fraction of unscorable impressions [default: $SMAR_MAX_REJECT_FRACTION or 0.05]",
     ),
     engine: Optional[str] = EngineOption,
-    warehouse: Optional[Path] = WarehouseOption,
+    warehouse: Optional[str] = WarehouseOption,
     verbose: bool = VerboseOption,
 ) -> None:
     """Score every impression of a day with its modality's ranker -> silver.single_modal_scores."""

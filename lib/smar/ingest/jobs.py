@@ -1,9 +1,11 @@
 """Job bodies of ingest (step 0): raw input of one day -> validated bronze (and truth) tables
 plus `bronze.rejects`, and the generator's raw files.
 
-`ingest` lands the raw rows of one source (the generator, Qilin files, or JSON lines / Parquet
-files), validates them in Spark against the tables' contracts (`smar.ingest.validation`), runs the
-Great Expectations suites (`smar.ingest.quality`), and replaces each table's `(ds, source)` slice.
+`ingest` reads the raw rows of one source (JSON lines / Parquet files read by Spark on the
+executors, or the generator's and Qilin's rows landed once through the warehouse:
+`smar.ingest.readers`), validates them in Spark against the tables' contracts
+(`smar.ingest.validation`), runs the Great Expectations suites on a bounded sample of the
+accepted rows (`smar.ingest.quality`), and replaces each table's `(ds, source)` slice.
 
 The run is all-or-nothing per run: when any table's reject fraction is above the threshold, only
 the rejects are written (so people can see why) and `IngestRejected` is raised; no bronze table is
@@ -12,13 +14,15 @@ touched. Reruns of the same (ds, source) replace exactly that slice.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeAlias
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -27,11 +31,15 @@ from pyspark.sql import functions as F
 
 from smar.contracts import load_contract
 from smar.errors import IngestRejected, InputRefused, SourceError
+from smar.frames import to_pandas
 from smar.ingest.generator import SizeName, generate_day
 from smar.ingest.qilin import land_qilin
-from smar.ingest.sources import land_files, land_generated
-from smar.ingest.validation import validate_rows
-from smar.lake import LANDING_FOLDER, Lakehouse, remove_run_folder, to_pandas
+from smar.ingest.readers import LandedTable, land_driver_rows, read_input_files
+from smar.ingest.sources import InputFile, input_files, land_generated
+from smar.ingest.validation import ValidatedRows, validate_rows
+from smar.lake import LANDING_FOLDER, Lakehouse, remove_run_folder
+from smar.storage import files
+from smar.storage.uris import join, normalize_location
 from smar.vocabulary import canonical_json, parse_day
 
 log = logging.getLogger(__name__)
@@ -40,6 +48,12 @@ JOB_NAME = "ingest"
 RUNS_TABLE = "bronze.ingest_runs"
 OTHER_SOURCE = "_other_source"
 SourceKind = Literal["generator", "qilin", "files"]
+#: Great Expectations validates at most this many accepted rows of each table: every rule is
+#: already enforced on every row by `validate_rows` in Spark, and the suite must not pull a day
+#: of rows into the driver.
+QUALITY_SAMPLE_ROWS = 20_000
+#: Raw input of one table: rows made on the driver (Arrow tables) or files Spark reads.
+RawParts: TypeAlias = pa.Table | Sequence[pa.Table] | Sequence[InputFile]
 
 
 @dataclass(frozen=True)
@@ -55,23 +69,20 @@ class TableIngestResult:
         return self.rejected / self.landed if self.landed else 0.0
 
 
-def landing_folder(lake: Lakehouse, ds: str, source: str) -> Path:
-    """This run's own landing folder (engine-readable Parquet of the raw rows), removed at the
-    end of the run: concurrent runs of the same (ds, source) never share one."""
+def landing_folder(lake: Lakehouse, ds: str, source: str) -> str:
+    """This run's own landing folder (a URI under the warehouse: engine-readable Parquet of rows
+    made on the driver), removed at the end of the run: concurrent runs never share one."""
     safe_source = "".join(char if char.isalnum() or char in "-_" else "_" for char in source)[:80]
-    return lake.settings.warehouse.resolve() / LANDING_FOLDER / ds / safe_source / uuid.uuid4().hex
+    return join(lake.settings.warehouse, LANDING_FOLDER, ds, safe_source, uuid.uuid4().hex)
 
 
-def land(spark: SparkSession, folder: Path, parts: list[pa.Table], *, table: str) -> list[DataFrame]:
-    """Write each landed part of `table` as Parquet under `folder` and read it back through the engine."""
-    frames = []
-    for number, part in enumerate(parts):
-        path = folder / table / f"part-{number:04d}.parquet"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Non-compliant nested names ("item") match what the engine itself writes for arrays.
-        pq.write_table(part, path, use_compliant_nested_type=False)
-        frames.append(spark.read.parquet(str(path)))
-    return frames
+def land(spark: SparkSession, folder: str, parts: RawParts, *, table: str) -> LandedTable:
+    """`table`'s raw input as landing frames: files read by Spark, or driver rows landed in `folder`."""
+    if isinstance(parts, pa.Table):
+        parts = [parts]
+    if parts and all(isinstance(part, InputFile) for part in parts):
+        return read_input_files(spark, table, parts)
+    return land_driver_rows(spark, folder, [part for part in parts if isinstance(part, pa.Table)], table=table)
 
 
 def _reason_counts(rejected: DataFrame, limit: int = 5) -> list[tuple[str, int]]:
@@ -112,7 +123,7 @@ def _keys_from_other_sources(lake: Lakehouse, table: str, ds: str, source_label:
 def ingest_tables(
     spark: SparkSession,
     lake: Lakehouse,
-    landed_tables: dict[str, list[pa.Table]],
+    landed_tables: Mapping[str, RawParts],
     *,
     ds: str,
     source: str,
@@ -132,16 +143,19 @@ def ingest_tables(
     knows the day is incomplete.
     """
     folder = landing_folder(lake, ds, source)
+    # Classic Spark re-runs the read and the validation for every action (counts, rejects, the
+    # suite's sample, the writes): cache the checked rows there. (The embedded engine is left as it is.)
+    persist = not lake.is_connect_session()
+    validated: dict[str, ValidatedRows] = {}
     try:
         results: list[TableIngestResult] = []
-        validated = {}
         for table, parts in landed_tables.items():
-            frames = land(spark, folder, parts, table=table)
+            landed = land(spark, folder, parts, table=table)
             rows = validate_rows(
-                frames, table, ds=ds, job=JOB_NAME, source=source,
-                existing_keys=_keys_from_other_sources(lake, table, ds, source_label),
+                landed.frames, table, ds=ds, job=JOB_NAME, source=source,
+                existing_keys=_keys_from_other_sources(lake, table, ds, source_label), persist=persist,
             )  # fmt: skip
-            landed_count = sum(part.num_rows for part in parts)
+            landed_count = landed.landed
             rejected_count = rows.rejected.count()
             reasons = _reason_counts(rows.rejected) if rejected_count else []
             results.append(
@@ -172,7 +186,7 @@ def ingest_tables(
 
             for table, rows in validated.items():
                 summary = validate_frame(
-                    to_pandas(rows.accepted),
+                    to_pandas(rows.accepted.limit(QUALITY_SAMPLE_ROWS)),
                     load_contract(table),
                     reports_dir=lake.settings.reports,
                     run_name=f"{table}-{ds}-{source_label}",
@@ -203,7 +217,9 @@ def ingest_tables(
         )  # fmt: skip
         return results
     finally:
-        remove_run_folder(folder, lake.settings.warehouse.resolve() / LANDING_FOLDER)
+        for rows in validated.values():
+            rows.release()
+        remove_run_folder(folder, join(lake.settings.warehouse, LANDING_FOLDER))
 
 
 def completed_ingest(lake: Lakehouse, ds: str) -> bool:
@@ -219,7 +235,7 @@ def run_ingest(
     *,
     ds: str,
     source: SourceKind,
-    path: Path | None = None,
+    path: str | Path | None = None,
     table: str | None = None,
     size: SizeName = "demo",
     seed: int | None = None,
@@ -232,17 +248,17 @@ def run_ingest(
     seed = lake.settings.seed if seed is None else seed
     threshold = lake.settings.max_reject_fraction if max_reject_fraction is None else max_reject_fraction
     if source == "generator":
-        landed = {name: [table] for name, table in land_generated(generate_day(ds, size=size, seed=seed)).items()}
+        landed: Mapping[str, RawParts] = land_generated(generate_day(ds, size=size, seed=seed))
         source_name = f"generator:{size}:{seed}"
     elif source == "qilin":
         if path is None:
             raise SourceError("--path is required for the qilin source (the folder with search_train.csv)")
-        landed = {name: [table] for name, table in land_qilin(path, ds).items()}
+        landed = land_qilin(normalize_location(path, what="--path"), ds)
         source_name = str(path)
     elif source == "files":
         if path is None:
             raise SourceError("--path is required for the files source")
-        landed = land_files(path, table)
+        landed = input_files(path, table)
         source_name = str(path)
     else:
         raise SourceError(f"unknown source {source!r}; use generator, qilin or files")
@@ -258,10 +274,15 @@ def run_ingest(
     )
 
 
-def write_generated_files(ds: str, out: Path, *, size: SizeName, seed: int, file_format: str = "parquet") -> list[Path]:
-    """Write one generated day as raw files (`<table>.parquet` or `.jsonl`), for `ingest --source files`."""
+def write_generated_files(
+    ds: str, out: str | Path, *, size: SizeName, seed: int, file_format: str = "parquet"
+) -> list[str]:
+    """Write one generated day as raw files (`<table>.parquet` or `.jsonl`) under `out` (a local
+    path or a URI), for `ingest --source files`; returns the files' URIs."""
+    if file_format not in ("parquet", "jsonl"):
+        raise InputRefused(f"unknown format {file_format!r}; use parquet or jsonl")
+    folder = normalize_location(out, what="--out")
     day = generate_day(ds, size=size, seed=seed)
-    out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, data in (
         ("search_logs", day.search_logs),
@@ -270,14 +291,10 @@ def write_generated_files(ds: str, out: Path, *, size: SizeName, seed: int, file
         ("relevance", day.relevance),
     ):
         if file_format == "parquet":
-            target = out / f"{name}.parquet"
-            pq.write_table(data, target)
-        elif file_format == "jsonl":
-            target = out / f"{name}.jsonl"
-            with target.open("w", encoding="utf-8") as handle:
-                for row in data.to_pylist():
-                    handle.write(json.dumps(row, default=str) + "\n")
+            buffer = io.BytesIO()
+            pq.write_table(data, buffer)
+            content = buffer.getvalue()
         else:
-            raise InputRefused(f"unknown format {file_format!r}; use parquet or jsonl")
-        written.append(target)
+            content = "".join(json.dumps(row, default=str) + "\n" for row in data.to_pylist()).encode("utf-8")
+        written.append(files.write_bytes(join(folder, f"{name}.{file_format}"), content))
     return written

@@ -17,7 +17,10 @@ Value checks skip nulls (GX's convention for column-map expectations), so an opt
 be null; only `required` makes null a failure, exactly as the ingest rules read the contract.
 
 `validate_frame` runs the suite through a *file* Data Context rooted at `reports_dir/gx`, so the
-validation result JSON and the Data Docs HTML site persist there. GX's usage statistics are
+validation result JSON and the Data Docs HTML site persist there. When `reports_dir` is on an
+object store, GX (which writes only to local disk) runs on a fresh local context in a temporary
+folder, and its results and Data Docs pages are then published under `reports_dir/gx/` through the
+filesystem layer (`smar.storage.files`); the site's index there lists the latest run. GX's usage statistics are
 switched off (environment and context config) so that nothing tries the network.
 """
 
@@ -26,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -53,6 +57,8 @@ from great_expectations.expectations.metrics.map_metric_provider import (
 )
 
 from smar.contracts import Contract
+from smar.storage import files
+from smar.storage.uris import is_local, join, local_path, normalize_location
 
 DATA_SOURCE_NAME = "smar_frames"
 BATCH_DEFINITION_NAME = "whole_frame"
@@ -95,8 +101,8 @@ class ValidationSummary:
     evaluated: int
     successful: int
     failed: list[str]
-    result_path: Path
-    data_docs_index: Path
+    result_path: str  # URIs: on an object store, where the files were published
+    data_docs_index: str
 
 
 def expectation_suite(contract: Contract) -> gx.ExpectationSuite:
@@ -132,7 +138,7 @@ def validate_frame(
     frame: pd.DataFrame,
     contract: Contract,
     *,
-    reports_dir: Path,
+    reports_dir: str | Path,
     run_name: str,
 ) -> ValidationSummary:
     """Validate `frame` against the contract's suite; persist the result and Data Docs.
@@ -144,8 +150,24 @@ def validate_frame(
     the context's files on every run, and two writers at once leave it corrupt.
     The whole frame is validated: 1,000,000 bronze.search_logs rows take about 5-7 s here.
     """
-    with _context_lock(Path(reports_dir)):
-        return _validate_frame_locked(frame, contract, reports_dir=reports_dir, run_name=run_name)
+    reports = normalize_location(reports_dir, what="reports")
+    if is_local(reports):
+        with _context_lock(local_path(reports)):
+            return _validate_frame_locked(frame, contract, reports_dir=local_path(reports), run_name=run_name)
+    # An object store has no file lock and GX writes only local files: a private local context,
+    # then its files published below the reports URI.
+    with tempfile.TemporaryDirectory(prefix="smar-gx-") as temporary:
+        summary = _validate_frame_locked(frame, contract, reports_dir=Path(temporary), run_name=run_name)
+        context_root = Path(temporary) / "gx"
+        files.upload_tree(context_root, join(reports, "gx"))
+
+    def published(local: str) -> str:
+        return join(reports, "gx", local_path(local).relative_to(context_root).as_posix())
+
+    return ValidationSummary(
+        summary.table, summary.success, summary.evaluated, summary.successful, summary.failed,
+        published(summary.result_path), published(summary.data_docs_index),
+    )  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -196,8 +218,8 @@ def _validate_frame_locked(
         evaluated=int(statistics["evaluated_expectations"]),
         successful=int(statistics["successful_expectations"]),
         failed=[_describe_failure(r) for r in result.results if not r.success],
-        result_path=result_path,
-        data_docs_index=_data_docs_index(context),
+        result_path=result_path.as_uri(),
+        data_docs_index=_data_docs_index(context).as_uri(),
     )
 
 

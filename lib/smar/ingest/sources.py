@@ -4,24 +4,32 @@ Every landing table carries `_row_number` (position in the source) and may carry
 `_raw_payload` (the line as received), `_parse_error` (why the reader could not use a row at all)
 and `_missing_columns`. Readers never drop a row: a line that cannot be parsed becomes a row with a
 `_parse_error`, so it reaches `bronze.rejects` with its reason.
+
+The parsers take bytes, not paths: `smar.ingest.readers` runs them on the executors over the
+files Spark read (`binaryFile`), so no input passes through the driver. `input_files` lists an
+input location (a local path or an object-store URI) through the filesystem layer.
 """
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from smar.contracts import load_contract
 from smar.errors import SourceError
 from smar.ingest.generator import GeneratedDay
 from smar.ingest.validation import MISSING_COLUMNS, PARSE_ERROR, RAW_PAYLOAD, ROW_NUMBER, TYPE_ERRORS
+from smar.storage import files
+from smar.storage.uris import display, normalize_location
+from smar.storage.uris import name as name_of
 
 GENERATED_TABLES = ("bronze.search_logs", "bronze.items", "bronze.users", "truth.relevance")
 
@@ -63,18 +71,31 @@ def _json_type(value: Any) -> str:
 
 
 def land_json_lines(path: Path, table: str) -> pa.Table:
+    """A local JSON lines file for `table` (`parse_json_lines`); an empty file is refused."""
+    content = Path(path).read_bytes()
+    if not is_nonblank(content):
+        raise SourceError(f"{path}: file is empty")
+    return parse_json_lines(content, table)
+
+
+def is_nonblank(content: bytes) -> bool:
+    """Whether a JSON lines file holds anything but a byte order mark and white space."""
+    return bool(content.removeprefix(b"\xef\xbb\xbf").strip())
+
+
+def parse_json_lines(content: bytes, table: str, *, label: str | None = None) -> pa.Table:
     """JSON lines (one object per line) for `table`; every contract column lands as a string.
 
     A UTF-8 byte order mark at the start of the file is dropped (editors on Windows write one). A
     JSON number, boolean, array or object where the contract wants text is a type error of that
-    row: the validator refuses it, as it refuses the same value from a Parquet file."""
+    row: the validator refuses it, as it refuses the same value from a Parquet file. `label`
+    (the file's name, when a table has several files) prefixes each parse error: line numbers are
+    per file."""
     contract = load_contract(table)
     required = [column.name for column in contract.columns if column.required]
     text_columns = [column.name for column in contract.columns if column.type.strip().lower() == "string"]
     rows: list[dict[str, Any]] = []
-    content = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
-    if not content.strip():
-        raise SourceError(f"{path}: file is empty")
+    content = content.removeprefix(b"\xef\xbb\xbf")
     for line_number, raw_line in enumerate(content.splitlines()):
         if not raw_line.strip():
             continue
@@ -110,28 +131,60 @@ def land_json_lines(path: Path, table: str) -> pa.Table:
         if missing:
             row[MISSING_COLUMNS] = ",".join(missing)
         rows.append(row)
-    return string_table(rows, contract.column_names)
+    landed = string_table(rows, contract.column_names)
+    if label is not None and rows:
+        errors = [None if error is None else f"{label}: {error}" for error in landed.column(PARSE_ERROR).to_pylist()]
+        landed = landed.set_column(
+            landed.schema.get_field_index(PARSE_ERROR), PARSE_ERROR, pa.array(errors, pa.string())
+        )
+    return landed
 
 
-def land_parquet(path: Path) -> pa.Table:
-    """A Parquet file or folder as is (the validator casts and reports absent columns)."""
-    try:
-        table = pq.read_table(path)
-    except (OSError, pa.ArrowInvalid) as error:
-        raise SourceError(f"{path}: not a readable Parquet file or folder ({error})") from error
-    return with_row_numbers(table)
+def parse_parquet(content: bytes) -> pa.Table:
+    """A Parquet file's bytes as is, numbered (the validator casts and reports absent columns)."""
+    return with_row_numbers(pq.read_table(io.BytesIO(content)))
 
 
-def land_file(path: Path, table: str) -> pa.Table:
-    """Pick the reader from the file name: `.jsonl`/`.json`/`.ndjson` or `.parquet`."""
-    if not path.exists():
-        raise SourceError(f"{path}: no such file or folder")
-    suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".json", ".ndjson"):
-        return land_json_lines(path, table)
-    if suffix == ".parquet" or path.is_dir():
-        return land_parquet(path)
-    raise SourceError(f"{path}: unknown input format {suffix!r}; use .jsonl, .json, .ndjson or .parquet")
+JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One raw input file of a table: its URI, its format and where it came from."""
+
+    uri: str
+    file_format: str  # "json" or "parquet"
+    size: int
+
+    @property
+    def label(self) -> str:
+        return name_of(self.uri)
+
+
+def _format_of(uri: str) -> str:
+    lowered = name_of(uri).lower()
+    if lowered.endswith(JSON_SUFFIXES):
+        return "json"
+    if lowered.endswith(".parquet"):
+        return "parquet"
+    suffix = "." + lowered.rpartition(".")[2] if "." in lowered else ""
+    raise SourceError(f"{display(uri)}: unknown input format {suffix!r}; use .jsonl, .json, .ndjson or .parquet")
+
+
+def _files_of(uri: str) -> list[InputFile]:
+    """The file `uri`, or the Parquet files of a Parquet folder (a dataset Spark wrote)."""
+    if files.is_file(uri):
+        return [InputFile(uri, _format_of(uri), files.file_size(uri))]
+    if files.is_dir(uri):
+        parts = [
+            entry
+            for entry in files.list_files(uri)
+            if not name_of(entry.uri).startswith((".", "_")) and name_of(entry.uri).lower().endswith(".parquet")
+        ]
+        if not parts:
+            raise SourceError(f"{display(uri)}: not a readable Parquet file or folder (no .parquet files in it)")
+        return [InputFile(entry.uri, "parquet", entry.size) for entry in parts]
+    raise SourceError(f"{display(uri)}: no such file or folder")
 
 
 FILE_TABLES = {
@@ -142,51 +195,41 @@ FILE_TABLES = {
 }
 
 
-def land_files(path: Path, table: str | None) -> dict[str, list[pa.Table]]:
-    """A single file for `table`, or a folder of files named after tables: `<name>.<format>` or
-    `<name>.<part>.<format>` (`search_logs.part0.jsonl`, `search_logs.part1.parquet`, ...).
+def input_files(location: str | Path, table: str | None) -> dict[str, list[InputFile]]:
+    """The files to read: a single file for `table`, or a folder of files named after tables:
+    `<name>.<format>` or `<name>.<part>.<format>` (`search_logs.part0.jsonl`,
+    `search_logs.part1.parquet`, ...). `location` is a local path or a URI (`s3://...`).
 
     Every file of a table is read, in name order, and their rows are numbered one after the other
     (the duplicate-key rule keeps the first occurrence in that order). A file whose name matches
     no table is an error naming the expected names; hidden files and `_`-prefixed markers
-    (`_SUCCESS`) are skipped. With `table`, only that table's files are read.
+    (`_SUCCESS`) are skipped. With `table`, only that table's files are read. Only names and
+    sizes are read here (on the driver); the rows are read by Spark.
     """
-    if path.is_file():
+    uri = normalize_location(location, what="--path")
+    if files.is_file(uri):
         if table is None:
-            raise SourceError(f"{path}: name the table it holds with --table (e.g. bronze.search_logs)")
-        return {table: [land_file(path, table)]}
-    if not path.is_dir():
-        raise SourceError(f"{path}: no such file or folder")
-    by_table: dict[str, list[Path]] = {}
-    for candidate in sorted(path.iterdir()):
-        if candidate.name.startswith((".", "_")):
+            raise SourceError(f"{display(uri)}: name the table it holds with --table (e.g. bronze.search_logs)")
+        return {table: _files_of(uri)}
+    if not files.is_dir(uri):
+        raise SourceError(f"{display(uri)}: no such file or folder")
+    by_table: dict[str, list[InputFile]] = {}
+    children = sorted({*[entry.uri for entry in files.list_files(uri, recursive=False)], *files.list_dirs(uri)})
+    for candidate in children:
+        file_name = name_of(candidate)
+        if file_name.startswith((".", "_")):
             continue
-        name = candidate.name.split(".")[0]
-        if name not in FILE_TABLES:
+        stem = file_name.split(".")[0]
+        if stem not in FILE_TABLES:
             raise SourceError(
-                f"{candidate}: the file name matches no table; name files after a table, "
+                f"{display(candidate)}: the file name matches no table; name files after a table, "
                 f"one of {sorted(FILE_TABLES)} (e.g. search_logs.jsonl or search_logs.part1.parquet)"
             )
-        if table is None or FILE_TABLES[name] == table:
-            by_table.setdefault(FILE_TABLES[name], []).append(candidate)
+        if table is None or FILE_TABLES[stem] == table:
+            by_table.setdefault(FILE_TABLES[stem], []).extend(_files_of(candidate))
     if not by_table:
         raise SourceError(
-            f"{path}: no input files found; expected files named {sorted(FILE_TABLES)} "
+            f"{display(uri)}: no input files found; expected files named {sorted(FILE_TABLES)} "
             "with .parquet, .jsonl, .json or .ndjson"
         )
-    landed: dict[str, list[pa.Table]] = {}
-    for name, files in by_table.items():
-        offset = 0
-        parts = []
-        for file in files:
-            part = land_file(file, name)
-            numbers = pc.add(part.column(ROW_NUMBER), offset)
-            part = part.set_column(part.schema.get_field_index(ROW_NUMBER), ROW_NUMBER, numbers)
-            if len(files) > 1 and PARSE_ERROR in part.column_names:
-                # Line numbers in a reason are per file: say which file.
-                errors = pc.binary_join_element_wise(pa.scalar(f"{file.name}: "), part.column(PARSE_ERROR), "")
-                part = part.set_column(part.schema.get_field_index(PARSE_ERROR), PARSE_ERROR, errors)
-            offset += part.num_rows
-            parts.append(part)
-        landed[name] = parts
-    return landed
+    return by_table

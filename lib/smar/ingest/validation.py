@@ -47,6 +47,12 @@ class ValidatedRows:
 
     accepted: DataFrame
     rejected: DataFrame
+    cached: DataFrame | None = None  # the persisted checked rows (`persist=True`)
+
+    def release(self) -> None:
+        """Drop the cache `persist=True` made (nothing otherwise)."""
+        if self.cached is not None:
+            self.cached.unpersist()
 
 
 def _is_complex(type_name: str) -> bool:
@@ -241,6 +247,7 @@ def validate_rows(
     job: str,
     source: str,
     existing_keys: DataFrame | None = None,
+    persist: bool = False,
 ) -> ValidatedRows:
     """Split landed rows into accepted (conformed to `table`'s contract) and rejected rows.
 
@@ -248,6 +255,10 @@ def validate_rows(
     (inexact cast, or a value the reader saw with another type); null or empty required value;
     NaN or infinity; value outside its allowed set or range or pattern; `ds` other than the
     ingested day; duplicate key (the first occurrence in source order is kept, later ones refused).
+
+    With `persist`, the checked rows are cached (memory, then the executors' disks) so that the
+    counts, the rejects and the writes that follow read them once, not once each: for classic
+    Spark, where each action would re-read and re-validate the input; `unpersist` them after.
     """
     contract = load_contract(table)
     frames = [landed] if isinstance(landed, DataFrame) else list(landed)
@@ -307,6 +318,10 @@ def validate_rows(
             _REASONS, F.filter(F.concat(F.col(_REASONS), F.array(already)), lambda reason: reason.isNotNull())
         ).drop(other[0])
 
+    if persist:
+        from pyspark import StorageLevel
+
+        checked = checked.persist(StorageLevel.MEMORY_AND_DISK)
     is_rejected = F.size(F.col(_REASONS)) > 0
     accepted = checked.where(~is_rejected).select(*[F.col(name) for name in contract.column_names])
     rejected = checked.where(is_rejected).select(
@@ -319,4 +334,4 @@ def validate_rows(
         F.coalesce(F.col(RAW_PAYLOAD), F.col("_row_as_json")).alias("raw_payload"),
         F.current_timestamp().alias("rejected_at"),
     )
-    return ValidatedRows(accepted=accepted, rejected=rejected)
+    return ValidatedRows(accepted=accepted, rejected=rejected, cached=checked if persist else None)

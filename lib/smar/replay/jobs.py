@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -44,6 +43,8 @@ from smar.replay.power import minimum_detectable_effect
 from smar.replay.propensities import ExaminationCurve, curve_version, fit_examination_curve
 from smar.replay.report import CurveContext, ReportContext, write_report
 from smar.reranker.registry import git_commit
+from smar.storage.files import staged_folder
+from smar.storage.uris import join
 from smar.vocabulary import EXPLORATION_BY_ORDER, content_id
 
 log = logging.getLogger(__name__)
@@ -124,8 +125,8 @@ class ReplaySummary:
     dropped_pages: int
     label_sources: tuple[str, ...]
     metric_rows: int
-    report_html: Path
-    report_markdown: Path
+    report_html: str  # URIs under <reports>/replay/<run_id>/
+    report_markdown: str
 
 
 def replay_run_id(
@@ -373,11 +374,15 @@ def replay_evaluate(
         bootstrap_method=config.bootstrap.method, n_resamples=config.bootstrap.n_resamples, notes=tuple(notes),
         curve=clicks.report_curve(), gates=tuple(clicks.replay.gates),
     )  # fmt: skip
-    report_directory = Path(lake.settings.reports) / "replay" / run_id
+    # Written in a local folder, published to its URI (storage anywhere); the table records the URI.
+    report_uri = join(lake.settings.reports, "replay", run_id)
+    report_directory, publish_report = staged_folder(report_uri)
     files = write_report(stored, decision, context, report_directory)
+    publish_report()
+    report_html, report_markdown = join(report_uri, files.html.name), join(report_uri, files.markdown.name)
     lake.overwrite_slice(
         [_decision_row(decision, run_id=run_id, control=control_name, candidate=candidate_name,
-                       ds_start=ds_start, ds_end=ds_end, report_path=str(files.html.resolve()), created_at=created_at)],
+                       ds_start=ds_start, ds_end=ds_end, report_path=report_html, created_at=created_at)],
         DECISIONS_TABLE,
         {"run_id": run_id},
     )  # fmt: skip
@@ -388,5 +393,5 @@ def replay_evaluate(
         primary_delta=decision.primary_delta, primary_ci_low=decision.primary_ci_low,
         primary_ci_high=decision.primary_ci_high, n_pages=inputs.n_pages, n_queries=inputs.n_queries,
         dropped_pages=inputs.dropped_pages, label_sources=inputs.label_sources, metric_rows=len(stored),
-        report_html=files.html, report_markdown=files.markdown,
+        report_html=report_html, report_markdown=report_markdown,
     )  # fmt: skip

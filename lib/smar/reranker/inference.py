@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,8 +24,10 @@ from smar.reranker.gbdt_smar import GbdtSmarModel
 from smar.reranker.inputs import build_page_store, pin_versions
 from smar.reranker.registry import RunRecord, load_run
 from smar.reranker.store import PageStore
-from smar.reranker.text_cache import DEFAULT_ENCODER_NAME, embedding_cache_file
+from smar.reranker.text_cache import DEFAULT_ENCODER_NAME, embedding_cache_location
 from smar.reranker.training import load_reranker, score_store
+from smar.storage import files
+from smar.storage.uris import normalize_location
 from smar.vocabulary import FUSION_METHODS, MODALITIES, day_range
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ class RunScorer:
             query_splits=query_splits,
             with_text=self.needs_text and encoder_name != "none",
             encoder_name=encoder_name,
-            embedding_cache=embedding_cache_file(lake.settings.artifacts, encoder_name),
+            embedding_cache=embedding_cache_location(lake.settings.artifacts, encoder_name),
             visual_dim=spec.get("visual_dim"),
             user_dim=spec.get("user_dim"),
         )
@@ -92,7 +93,8 @@ class RunScorer:
 def load_scorer(lake: Lakehouse, run_id: str) -> RunScorer:
     """The run `run_id` from `gold.reranker_runs` with its artifact loaded."""
     record = load_run(lake, run_id)
-    directory = Path(record.artifact_path)
+    # A URI (or, in tables written before locations were URIs, a local path): any host can load it.
+    directory = files.cached_local_tree(normalize_location(record.artifact_path, what="artifact_path"))
     config_file = directory / "config.json"
     if not config_file.is_file():
         raise FileNotFoundError(f"run {run_id}: artifact config {config_file} is missing")

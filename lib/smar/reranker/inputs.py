@@ -31,14 +31,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
-from deltalake import DeltaTable
 from numpy.typing import NDArray
 
 from smar.lake import Lakehouse
@@ -81,7 +79,7 @@ def read_pinned(
 ) -> pa.Table:
     """`table` at Delta `version` through deltalake -> pyarrow.dataset, with the column projection
     and a `ds IN ds_values` filter pushed into the scan."""
-    dataset: pads.Dataset = DeltaTable(lake.uri(table), version=version).to_pyarrow_dataset()
+    dataset: pads.Dataset = lake.delta_table(table, version).to_pyarrow_dataset()
     expression = filter_expression
     if ds_values is not None:
         in_days = pc.field("ds").isin(list(ds_values))
@@ -157,7 +155,7 @@ def build_page_store(
     with_text: bool = True,
     encode: TextEncodeFunction | None = None,
     encoder_name: str = DEFAULT_ENCODER_NAME,
-    embedding_cache: Path | None = None,
+    embedding_cache: str | None = None,
     visual_dim: int | None = None,
     user_dim: int | None = None,
 ) -> PageStore:
@@ -332,7 +330,7 @@ def build_page_store(
         encode_function = encode or text_encoder(encoder_name)
         item_text_values = item_texts(joined)
         all_texts = [str(text) for text in page_query_texts] + item_text_values
-        embedded = encode_texts_cached(all_texts, encode=encode_function, cache_file=embedding_cache)
+        embedded = encode_texts_cached(all_texts, encode=encode_function, cache=embedding_cache)
         text_width = embedded.shape[1]
         query_embedding = embedded[: len(page_query_texts)]
         text_embedding = embedded[len(page_query_texts) :]

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from pyspark.sql import SparkSession
 
@@ -18,6 +17,7 @@ from smar.reranker.runs import fit_and_evaluate, prepare_pages
 from smar.reranker.sweep import SweepConfig, SweepSummary, run_budget_sweep
 from smar.reranker.text_cache import DEFAULT_ENCODER_NAME, TextEncodeFunction
 from smar.reranker.training import TrainingConfig
+from smar.storage.uris import join
 from smar.vocabulary import DEFAULT_RERANKER_METHOD, day_range
 
 
@@ -109,6 +109,6 @@ def budget_sweep(spark: SparkSession, lake: Lakehouse, *, config: SweepConfig) -
     return run_budget_sweep(spark, lake, config)
 
 
-def artifact_root(lake: Lakehouse) -> Path:
-    """The folder holding every reranker run's artifact."""
-    return lake.settings.artifacts / "rerankers"
+def artifact_root(lake: Lakehouse) -> str:
+    """The folder (a URI) holding every reranker run's artifact."""
+    return join(lake.settings.artifacts, "rerankers")

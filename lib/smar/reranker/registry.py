@@ -3,8 +3,8 @@
 A row records what was trained (method, strategy, budget, seed, hyper-parameters), on what
 (the Delta version of every input table, the days), how well it did (validation and test
 metrics as JSON, plus the two NDCG@10 headline columns), where the artifact is
-(`settings.artifacts / "rerankers" / run_id`: state_dict + config JSON, or the baseline's
-files), and from which code (`git rev-parse HEAD`, "unknown" outside a checkout).
+(a URI, `<settings.artifacts>/rerankers/<run_id>`: state_dict + config JSON, or the baseline's
+files; a registered model loads from any host), and from which code (`git rev-parse HEAD`, "unknown" outside a checkout).
 
 Rows are written with MERGE by run_id, so registering a run again replaces its row. A run_id is
 derived from the run's definition (`make_run_id`), so retraining the same thing on the same
@@ -18,6 +18,7 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ import pyarrow.compute as pc
 
 from smar.config import SmarSettings
 from smar.lake import Lakehouse
+from smar.storage.uris import join
 from smar.vocabulary import canonical_json, content_hash
 
 RUNS_TABLE = "gold.reranker_runs"
@@ -99,8 +101,16 @@ def _finite_or_none(value: float | None) -> float | None:
 
 
 def git_commit(directory: Path | None = None) -> str:
-    """`git rev-parse HEAD` of the checkout holding this code (or `directory`); "unknown" when
-    there is no git or no checkout."""
+    """The commit stamped into the wheel at package time (`smar/_commit.txt`, written by
+    scripts/package.sh), else `git rev-parse HEAD` of the checkout holding this code (or
+    `directory`); "unknown" when there is neither."""
+    if directory is None:
+        try:  # importlib.resources reads it from a zipped wheel on --py-files too
+            stamped = resources.files("smar").joinpath("_commit.txt").read_text().strip()
+        except (FileNotFoundError, OSError, NotADirectoryError):
+            stamped = ""
+        if stamped and stamped != "unknown":
+            return stamped
     where = directory or Path(__file__).resolve().parent
     try:
         result = subprocess.run(
@@ -133,9 +143,9 @@ def make_run_id(
     return f"{method}-b{budget_part}-s{seed}-{digest}"
 
 
-def artifact_directory(settings: SmarSettings, run_id: str) -> Path:
-    """Where run `run_id` keeps its artifact files."""
-    return (settings.artifacts / "rerankers" / run_id).resolve()
+def artifact_directory(settings: SmarSettings, run_id: str) -> str:
+    """Where run `run_id` keeps its artifact files (a URI)."""
+    return join(settings.artifacts, "rerankers", run_id)
 
 
 def register_runs(lake: Lakehouse, records: Sequence[RunRecord]) -> None:

@@ -45,8 +45,9 @@ from smar.reranker.store import (
     grades_for_store,
     restrict_to_budget,
 )
-from smar.reranker.text_cache import DEFAULT_ENCODER_NAME, TextEncodeFunction, embedding_cache_file
+from smar.reranker.text_cache import DEFAULT_ENCODER_NAME, TextEncodeFunction, embedding_cache_location
 from smar.reranker.training import TrainingConfig, mean_ndcg, save_reranker, score_store, train_reranker
+from smar.storage import files
 from smar.vocabulary import FUSION_METHODS, RERANKER_METHODS, content_hash
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ def prepare_pages(
         query_splits=PAGE_STORE_SPLITS,
         encode=encode,
         encoder_name=encoder_name,
-        embedding_cache=embedding_cache_file(lake.settings.artifacts, encoder_name),
+        embedding_cache=embedding_cache_location(lake.settings.artifacts, encoder_name),
     )
     labels = read_page_labels(lake, versions["silver.page_labels"], ds_values=ds_values, annotators=annotators)
     store = attach_page_labels(store, labels)
@@ -223,7 +224,9 @@ def fit_and_evaluate(
         inputs=pages.fingerprint(),
         train_ds=pages.ds_values,
     )
-    directory = artifact_directory(lake.settings, run_id)
+    # The artifact is written in a local folder, then published to its URI (storage anywhere).
+    artifact_uri = artifact_directory(lake.settings, run_id)
+    directory, publish_artifact = files.staged_folder(artifact_uri)
     extra_document = {"store": store_spec, "method": method, "run_id": run_id}
     validation_metrics: dict[str, Any] = {
         "validation_pages": validation.n_pages,
@@ -298,6 +301,7 @@ def fit_and_evaluate(
         test_metrics=metrics,
         validation_ndcg_at_10=validation_ndcg,
         test_ndcg_at_10=headline,
-        artifact_path=str(directory),
+        artifact_path=artifact_uri,
     )
+    publish_artifact()
     return FittedRun(record, scores, time.perf_counter() - started)

@@ -28,10 +28,10 @@ intervals resample the test queries and the seeds together, paired across method
 the methods.
 
 Output: `gold.budget_sweep` (one slice per sweep_id), one `gold.reranker_runs` row per run, and
-under `settings.reports / "sweep"`: `<sweep_id>.png` (the plot), `<sweep_id>_summary.csv`,
+under `<settings.reports>/sweep/`: `<sweep_id>.png` (the plot), `<sweep_id>_summary.csv`,
 `<sweep_id>_comparisons.json`, `<sweep_id>_per_query.csv` (every run's NDCG@10 per test query)
-and `<sweep_id>_rows.csv`. The reports are written before the tables, so a failing table write
-cannot lose a sweep's results.
+and `<sweep_id>_rows.csv` (written in a local folder, then published to the URI). The reports are
+written before the tables, so a failing table write cannot lose a sweep's results.
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -69,6 +68,8 @@ from smar.reranker.sweep_stats import BootstrapDraws
 from smar.reranker.text_cache import DEFAULT_ENCODER_NAME, TextEncodeFunction
 from smar.reranker.training import TrainingConfig, ndcg_per_page
 from smar.splits import query_split
+from smar.storage import files
+from smar.storage.uris import join
 from smar.vocabulary import FUSION_METHODS, RERANKER_METHODS, SWEEP_LABEL_SOURCES, content_id, day_range
 
 log = logging.getLogger(__name__)
@@ -148,8 +149,8 @@ class SweepSummary:
     rows: pd.DataFrame
     aggregate: pd.DataFrame
     comparisons: dict[str, Any]
-    plot_path: Path
-    summary_path: Path
+    plot_path: str  # URIs under <reports>/sweep/
+    summary_path: str
     input_versions: dict[str, int]
 
 
@@ -408,8 +409,8 @@ def _write_reports(
     aggregate = aggregate_sweep(frame, matrices, draws)
     comparisons = headline_comparisons(frame, config.budgets, matrices=matrices, draws=draws)
     comparisons["test_queries"] = pages.test.n_pages
-    output = lake.settings.reports / "sweep"
-    output.mkdir(parents=True, exist_ok=True)
+    output_uri = join(lake.settings.reports, "sweep")
+    output, publish = files.staged_folder(output_uri)  # written locally, published to the URI
     summary_path = output / f"{sweep_id}_summary.csv"
     aggregate.to_csv(summary_path, index=False)
     per_query_frame(matrices, pages.test.query_id).to_csv(output / f"{sweep_id}_per_query.csv", index=False)
@@ -422,4 +423,8 @@ def _write_reports(
         f"{pages.validation.n_pages} valid / {pages.test.n_pages} test queries"
     )
     plot_path = plot_sweep(aggregate, output / f"{sweep_id}.png", title=title)
-    return SweepSummary(sweep_id, frame, aggregate, comparisons, plot_path, summary_path, pages.input_versions)
+    publish()
+    return SweepSummary(
+        sweep_id, frame, aggregate, comparisons, join(output_uri, plot_path.name), join(output_uri, summary_path.name),
+        pages.input_versions,
+    )  # fmt: skip

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,8 +16,9 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from smar.errors import InputRefused
+from smar.frames import content_fingerprint
 from smar.ingest.jobs import completed_ingest
-from smar.lake import Lakehouse, content_fingerprint
+from smar.lake import Lakehouse
 from smar.single_modal.evaluation import (
     RankerEvaluation,
     evaluate_against_baselines,
@@ -32,7 +32,7 @@ from smar.single_modal.list_features import (
     production_percentile_column,
     ranker_features,
 )
-from smar.single_modal.registry import current_model_version, model_version_of, publish_current, single_modal_dir
+from smar.single_modal.registry import current_model_version, model_version_dir, model_version_of, publish_current
 from smar.single_modal.scoring import (
     SCORE_JOB,
     encode_texts_udf,
@@ -42,6 +42,7 @@ from smar.single_modal.scoring import (
     unscorable_reason,
 )
 from smar.splits import describe_splits, query_bucket, query_split
+from smar.storage.uris import display, join
 from smar.vocabulary import MODALITIES, parse_day
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ DEFAULT_EPOCHS = 20
 @dataclass(frozen=True)
 class TrainingSummary:
     model_version: str
-    artifact_dir: Path
+    artifact_dir: str  # URI of the model version's folder
     input_versions: dict[str, int]
     evaluations: list[RankerEvaluation] = field(default_factory=list)
 
@@ -136,7 +137,7 @@ def train_single_modal(
             "extra_statistics": EXTRA_STATISTICS,
         }
     )
-    artifact_dir = single_modal_dir(lake) / model_version
+    artifact_dir = model_version_dir(lake, model_version)
     torch.manual_seed(seed)
 
     evaluations = []
@@ -209,7 +210,7 @@ def train_single_modal(
                 "label_source": evaluation.label_source,
             },
         )
-        save_ranker(model, artifact_dir / modality, metadata=metadata)
+        save_ranker(model, join(artifact_dir, modality), metadata=metadata)
         log.info("trained %s ranker %s: %s", modality, model_version, evaluation)
     # The pointer is written last: a half-trained version is never picked up by scoring.
     publish_current(lake, model_version)
@@ -232,7 +233,7 @@ def score_single_modal(
     The day must have a completed ingest (`bronze.ingest_runs`): a half-ingested day is refused.
     Above `max_reject_fraction` (default: the settings') of unscorable impressions, only the
     rejects are written and `InputRefused` is raised: the day's previous scores stay."""
-    from smar.single_modal.rankers.artifacts import load_ranker
+    from smar.single_modal.rankers.artifacts import ranker_from_files, read_ranker_files
 
     parse_day(ds)
     if not completed_ingest(lake, ds):
@@ -242,15 +243,18 @@ def score_single_modal(
         )
     threshold = lake.settings.max_reject_fraction if max_reject_fraction is None else max_reject_fraction
     model_version = model_version or current_model_version(lake)
-    model_dir = single_modal_dir(lake) / model_version
+    model_dir = model_version_dir(lake, model_version)
     logs = lake.read("bronze.search_logs").where(F.col("ds") == ds)
     present = sorted(row.modality for row in logs.select("modality").distinct().collect())
     if not present:
         raise InputRefused(f"bronze.search_logs has no impressions for ds={ds}")
     # Fail before any write when a modality has no usable model (clear error names path and modality).
+    # The artifacts' bytes travel inside the scoring UDF: executors never read the artifact store.
     visual_dimensions: dict[str, int] = {}
+    rankers = {}
     for modality in present:
-        loaded = load_ranker(model_dir / modality, modality)
+        rankers[modality] = read_ranker_files(join(model_dir, modality), modality)
+        loaded = ranker_from_files(rankers[modality], modality, where=display(join(model_dir, modality)))
         if loaded.config.kind == "visual":
             visual_dimensions[modality] = loaded.config.item_dim
 
@@ -299,7 +303,7 @@ def score_single_modal(
     features = scorable.join(query_embeddings, on="query_text", how="left").join(
         item_embeddings, on="item_text", how="left"
     )
-    score_impressions, columns = score_impressions_udf(str(model_dir), gpu_batch_size, device)
+    score_impressions, columns = score_impressions_udf(rankers, gpu_batch_size, device)
     scored = features.withColumn("score", score_impressions(*[F.col(c) for c in columns]))
 
     output = ranked_scores(scored, ds=ds, model_version=model_version)

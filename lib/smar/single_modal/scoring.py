@@ -5,16 +5,16 @@ pandas UDFs, and the output rows of `silver.single_modal_scores`.
    wrong-length visual embedding) get a reason (`unscorable_reason`);
 2. each distinct query text and item text is encoded once by an iterator pandas UDF (the MiniLM
    encoder, cached per Python worker) and joined back (`encode_texts_udf`);
-3. an iterator pandas UDF scores the impressions with the modality's ranker (loaded once per
-   worker, on the Spark task's GPU when it has one, in batches of `gpu_batch_size` rows,
-   independent of Arrow's `maxRecordsPerBatch`) (`score_impressions_udf`);
+3. an iterator pandas UDF scores the impressions with the modality's ranker (its artifact's bytes
+   travel inside the UDF, so an executor needs neither the driver's disk nor the artifact store;
+   built once per worker, on the Spark task's GPU when it has one, in batches of `gpu_batch_size`
+   rows, independent of Arrow's `maxRecordsPerBatch`) (`score_impressions_udf`);
 4. ranks and percentiles within (request, modality) are native window functions (`ranked_scores`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -43,8 +43,16 @@ def encode_texts_udf(encoder_batch_size: int, device: str) -> Any:
     return encode_texts
 
 
-def score_batch(frame: pd.DataFrame, model_dir: str, *, gpu_batch_size: int, device: str) -> np.ndarray:
-    """Scores of one batch of impressions (any modalities) with the cached rankers.
+def score_batch(
+    frame: pd.DataFrame,
+    rankers: str | Mapping[str, Mapping[str, bytes]],
+    *,
+    gpu_batch_size: int,
+    device: str,
+    digests: Mapping[str, str] | None = None,
+) -> np.ndarray:
+    """Scores of one batch of impressions (any modalities) with the cached rankers: `rankers` is
+    a model version's folder (a location) or each modality's artifact files as bytes.
 
     `frame` columns: modality, query_text, item_text, query_embedding, item_text_embedding,
     visual_embedding, the item count columns and `production_score_percentile`. Used by the
@@ -67,7 +75,11 @@ def score_batch(frame: pd.DataFrame, model_dir: str, *, gpu_batch_size: int, dev
     scores = np.full(len(frame), np.nan, dtype=np.float64)
     for modality, positions in frame.groupby("modality", sort=True).indices.items():
         part = frame.iloc[positions]
-        ranker = load_ranker_cached(Path(model_dir) / modality, modality, device=resolved)
+        if isinstance(rankers, str):
+            ranker = load_ranker_cached(rankers.rstrip("/") + "/" + modality, modality, device=resolved)
+        else:
+            digest = None if digests is None else digests[modality]
+            ranker = load_ranker_cached(rankers[modality], modality, device=resolved, digest=digest)
         features = {
             QUERY_EMBEDDING: np.stack(part["query_embedding"].to_numpy()).astype(np.float32),
             ITEM_TEXT_EMBEDDING: np.stack(part["item_text_embedding"].to_numpy()).astype(np.float32),
@@ -84,8 +96,15 @@ def score_batch(frame: pd.DataFrame, model_dir: str, *, gpu_batch_size: int, dev
     return scores
 
 
-def score_impressions_udf(model_dir: str, gpu_batch_size: int, device: str) -> tuple[Any, list[str]]:
-    """Iterator pandas UDF over impression batches; models load once per worker (cached)."""
+def score_impressions_udf(
+    rankers: Mapping[str, Mapping[str, bytes]], gpu_batch_size: int, device: str
+) -> tuple[Any, list[str]]:
+    """Iterator pandas UDF over impression batches; each modality's artifact files travel inside
+    it as bytes, and models are built once per worker (cached by the files' digest)."""
+    from smar.single_modal.rankers.artifacts import files_digest
+
+    artifacts = {modality: dict(files) for modality, files in rankers.items()}
+    digests = {modality: files_digest(files) for modality, files in artifacts.items()}
 
     columns = [
         "modality",
@@ -105,7 +124,9 @@ def score_impressions_udf(model_dir: str, gpu_batch_size: int, device: str) -> t
     def score_impressions(batches: Iterator[tuple[pd.Series, ...]]) -> Iterator[pd.Series]:
         for series in batches:
             frame = pd.DataFrame(dict(zip(columns, series, strict=True)))
-            yield pd.Series(score_batch(frame, model_dir, gpu_batch_size=gpu_batch_size, device=device))
+            yield pd.Series(
+                score_batch(frame, artifacts, gpu_batch_size=gpu_batch_size, device=device, digests=digests)
+            )
 
     return score_impressions, columns
 
