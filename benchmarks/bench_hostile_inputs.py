@@ -322,7 +322,7 @@ if hasattr(Lakehouse, "_commit"):
 else:  # the DELETE-then-append path: killed between its two commits
     original_sql = None
     def delete_then_append(self, conformed, table, slice_values):
-        from smar.lake import predicate
+        from smar.predicates import predicate
         if table == "bronze.items":
             self.spark.sql(f"DELETE FROM delta.`{self.uri(table)}` WHERE {predicate(slice_values)}").collect()
             os._exit(137)

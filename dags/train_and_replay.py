@@ -112,15 +112,12 @@ with DAG(
         from _common import latest_run_id
 
         from smar.config import read_settings
-        from smar.lake import delta_table
+        from smar.lake import read_delta
 
         window = ti.xcom_pull(task_ids="label_window")
         # read_settings(), not the cached get_settings(): a long-lived worker must read today's SMAR_*.
-        rows = (
-            delta_table("gold.reranker_runs", settings=read_settings())
-            .to_pyarrow_table(columns=["run_id", "method", "budget", "train_ds", "created_at"])
-            .to_pylist()
-        )
+        columns = ["run_id", "method", "budget", "train_ds", "created_at"]
+        rows = read_delta("gold.reranker_runs", settings=read_settings(), columns=columns).to_pylist()
         return latest_run_id(
             rows, method=(params or {})["method"], ds_start=window["ds_start"], ds_end=window["ds_end"]
         )
@@ -149,11 +146,11 @@ with DAG(
         from _common import decision_record
 
         from smar.config import read_settings
-        from smar.lake import delta_table
+        from smar.lake import read_delta
 
         window = ti.xcom_pull(task_ids="label_window")
         candidate = "run:" + ti.xcom_pull(task_ids="trained_run")
-        rows = delta_table("gold.ab_decisions", settings=read_settings()).to_pyarrow_table().to_pylist()
+        rows = read_delta("gold.ab_decisions", settings=read_settings()).to_pylist()
         record = decision_record(rows, candidate=candidate, control="production", **window)
         outlet_events[AB_DECISIONS].extra.update(record)
         log = logging.getLogger("smar.dags.train_and_replay")

@@ -114,8 +114,8 @@ class TierRun:
 def latest_run_id(env: Mapping[str, str], python: Path) -> str:
     """The reranker run the tier registered (read with delta-rs, as the DAG's `trained_run` does)."""
     code = (
-        "from smar.config import read_settings\nfrom smar.lake import delta_table\n"
-        "rows = delta_table('gold.reranker_runs', settings=read_settings()).to_pyarrow_table().to_pylist()\n"
+        "from smar.config import read_settings\nfrom smar.lake import read_delta\n"
+        "rows = read_delta('gold.reranker_runs', settings=read_settings()).to_pylist()\n"
         "print(max(rows, key=lambda r: r['created_at'])['run_id'])"
     )
     done = subprocess.run([str(python), "-c", code], env=env, capture_output=True, text=True, timeout=300)
@@ -234,7 +234,7 @@ def compare_tables(roots: Mapping[str, str], *, tolerance: float = 1e-6) -> dict
     the row counts and the columns that differ (empty: equal)."""
     from smar.config import SmarSettings
     from smar.contracts import all_tables
-    from smar.lake import delta_table
+    from smar.lake import read_delta
 
     report: dict[str, dict[str, object]] = {}
     settings = {name: SmarSettings(warehouse=f"{root}/warehouse") for name, root in roots.items()}
@@ -245,7 +245,7 @@ def compare_tables(roots: Mapping[str, str], *, tolerance: float = 1e-6) -> dict
         data_of = {}
         for name in roots:
             try:
-                data_of[name] = delta_table(table, settings=settings[name]).to_pyarrow_table()
+                data_of[name] = read_delta(table, settings=settings[name])
             except Exception:
                 data_of[name] = None
             names[name] = set() if data_of[name] is None else set(data_of[name].column_names) - AUDIT_COLUMNS

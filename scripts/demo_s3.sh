@@ -22,7 +22,13 @@ options = {
     "AWS_REGION": os.environ["AWS_REGION"],
     "AWS_ALLOW_HTTP": "true",
 }
-decisions = DeltaTable(os.environ["SMAR_WAREHOUSE"] + "/gold/ab_decisions", storage_options=options).to_pandas()
+uri = os.environ["SMAR_WAREHOUSE"] + "/gold/ab_decisions"
+# pyarrow's own S3 filesystem (from the same AWS_* variables) for the read: delta-rs's default
+# handler makes deltalake 1.6.6 abort scripts at exit (docs/analysts.md).
+import pyarrow.fs as pafs
+
+s3, path = pafs.FileSystem.from_uri(uri)
+decisions = DeltaTable(uri, storage_options=options).to_pandas(filesystem=pafs.SubTreeFileSystem(path, s3))
 for row in decisions.itertuples():
     print(f"demo-s3: gold.ab_decisions read back with delta-rs: {row.candidate} {row.decision} ({row.report_path})")
 
@@ -38,8 +44,4 @@ mangled = [str(p) for p in Path.cwd().rglob("*") if p.is_dir() and p.name.lower(
 if mangled:
     raise SystemExit(f"demo-s3: local folders named after a scheme were made: {mangled}")
 print(f"demo-s3: no local folder named after a scheme under {Path.cwd()}")
-# deltalake 1.6.6 sometimes aborts the interpreter's teardown after a read (SIGABRT, "terminate
-# called without an active exception", delta-io/delta-rs#2184): everything is done, leave without it.
-sys.stdout.flush()
-os._exit(0)
 PY

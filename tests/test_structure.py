@@ -20,6 +20,7 @@ LAYERS: dict[str, int] = {
     "smar.config": 2,
     "smar.contracts": 2,
     "smar.frames": 2,
+    "smar.predicates": 2,
     "smar.splits": 2,
     "smar.metrics": 2,
     "smar.storage": 2,

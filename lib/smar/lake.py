@@ -32,6 +32,7 @@ from smar.config import SmarSettings, get_settings
 from smar.contracts import all_tables, load_contract
 from smar.errors import ConcurrentWriteError, MissingInput
 from smar.frames import conform
+from smar.predicates import changed_condition, predicate, sql_literal
 from smar.storage import files
 from smar.storage.settings import storage_settings_from_env
 from smar.storage.uris import engine_location, is_local, join, local_path
@@ -52,24 +53,6 @@ _COMMIT_CONFLICT = re.compile(
 Rows = Union[DataFrame, pd.DataFrame, Sequence[Mapping[str, Any]]]
 
 log = logging.getLogger(__name__)
-
-
-def sql_literal(value: Any) -> str:
-    """A SQL literal for a predicate value (strings quoted and escaped)."""
-    if isinstance(value, str):
-        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    raise TypeError(f"unsupported literal type {type(value).__name__} for {value!r}")
-
-
-def predicate(slice_values: dict[str, Any]) -> str:
-    """`a = 'x' AND b = 2` for a table slice."""
-    if not slice_values:
-        raise ValueError("a slice needs at least one column = value")
-    return " AND ".join(f"`{column}` = {sql_literal(value)}" for column, value in slice_values.items())
 
 
 def remove_run_folder(folder: str, root: str) -> None:
@@ -97,15 +80,21 @@ def delta_table(name: str, version: int | None = None, *, settings: SmarSettings
     return open_delta_table((settings or get_settings()).table_uri(name), version)
 
 
+def read_delta(
+    name: str, version: int | None = None, *, settings: SmarSettings | None = None,
+    columns: list[str] | None = None, filters: Any = None,
+) -> pa.Table:  # fmt: skip
+    """Rows of table `layer.name` through delta-rs, read with a native pyarrow filesystem
+    (`files.table_filesystem`: delta-rs's own handler aborts scripts at exit)."""
+    uri = (settings or get_settings()).table_uri(name)
+    return open_delta_table(uri, version).to_pyarrow_table(
+        columns=columns, filters=filters, filesystem=files.table_filesystem(uri)
+    )
+
+
 def is_commit_conflict(error: BaseException) -> bool:
     """Whether `error` is a lost race for a Delta commit (worth a retry), not a real failure."""
     return bool(_COMMIT_CONFLICT.search(f"{type(error).__name__}: {error}"))
-
-
-def changed_condition(values: Mapping[str, Any], *, alias: str = "") -> str:
-    """SQL that is true where some column differs from its value (null-safe): `NOT (a <=> 'x') OR ...`."""
-    prefix = f"{alias}." if alias else ""
-    return " OR ".join(f"NOT ({prefix}`{column}` <=> {sql_literal(value)})" for column, value in values.items())
 
 
 @dataclass(frozen=True)
@@ -146,6 +135,13 @@ class Lakehouse:
     def delta_table(self, table: str, version: int | None = None) -> DeltaTable:
         """`table` through delta-rs (history, versions, pinned reads), with the storage options."""
         return open_delta_table(self.table_uri(table), version)
+
+    def dataset(self, table: str, version: int | None = None) -> Any:
+        """`table` as a pyarrow dataset through delta-rs, on a native pyarrow filesystem
+        (`files.table_filesystem` says why)."""
+        return self.delta_table(table, version).to_pyarrow_dataset(
+            filesystem=files.table_filesystem(self.table_uri(table))
+        )
 
     def ensure_table(self, table: str) -> None:
         """Create an empty Delta table from the contract if it does not exist yet; add to an
@@ -221,7 +217,9 @@ class Lakehouse:
         Columns in one order whichever engine wrote the table (pysail stores the partition columns
         last, delta-spark in the contract's order): the contract's, partition columns last, then
         any others, so that fingerprints of what a run read agree across engines."""
-        data = self.delta_table(table, version).to_pyarrow_table(filters=filters)
+        data = self.delta_table(table, version).to_pyarrow_table(
+            filters=filters, filesystem=files.table_filesystem(self.table_uri(table))
+        )
         contract = load_contract(table)
         order = [column.name for column in contract.columns if column.name not in contract.partition_by]
         order += list(contract.partition_by)
@@ -541,7 +539,7 @@ class Lakehouse:
         return history
 
     def row_count(self, table: str, *, version: int | None = None) -> int:
-        return int(self.delta_table(table, version).to_pyarrow_dataset().count_rows())
+        return int(self.dataset(table, version).count_rows())
 
     def list_tables(self) -> list[TableInfo]:
         """Every contracted table with its version and row count (absent tables included)."""
@@ -562,7 +560,9 @@ class Lakehouse:
                     self.uri(name),
                     True,
                     delta_table.version(),
-                    delta_table.to_pyarrow_dataset().count_rows(),
+                    delta_table.to_pyarrow_dataset(
+                        filesystem=files.table_filesystem(self.table_uri(name))
+                    ).count_rows(),
                     tuple(contract.partition_by),
                     last.get("operation"),
                     modified,

@@ -62,7 +62,8 @@ from smar.annotation.tasks import (
     iso_label_round_frames,
 )
 from smar.errors import InputRefused, LabelImportError, MissingInput
-from smar.lake import Lakehouse, predicate
+from smar.lake import Lakehouse
+from smar.predicates import predicate
 from smar.storage import files
 from smar.storage.uris import join, normalize_location, parent
 from smar.vocabulary import (

@@ -38,7 +38,8 @@ from smar.annotation.summaries import (
     ServerSimulateSummary,
 )
 from smar.errors import InputRefused, MissingInput
-from smar.lake import Lakehouse, predicate
+from smar.lake import Lakehouse
+from smar.predicates import predicate
 from smar.storage import files
 from smar.storage.uris import join
 from smar.vocabulary import FULL, MAX_GRADE, MIN_GRADE

@@ -79,7 +79,7 @@ def read_pinned(
 ) -> pa.Table:
     """`table` at Delta `version` through deltalake -> pyarrow.dataset, with the column projection
     and a `ds IN ds_values` filter pushed into the scan."""
-    dataset: pads.Dataset = lake.delta_table(table, version).to_pyarrow_dataset()
+    dataset: pads.Dataset = lake.dataset(table, version)
     expression = filter_expression
     if ds_values is not None:
         in_days = pc.field("ds").isin(list(ds_values))
