@@ -121,7 +121,10 @@ def train_single_modal(
     if lake.exists("truth.relevance"):
         versions["truth.relevance"] = lake.version("truth.relevance")
         truth = lake.read_arrow("truth.relevance", version=versions["truth.relevance"], filters=filters).to_pandas()
-        truth = truth.drop_duplicates(["query_id", "item_id"])[["query_id", "item_id", "grade"]]
+        # Sorted before the first grade per (query, item) is kept, as the logs are: the file order
+        # differs between engines (delta-spark and pysail write other files), and the version hashes these rows.
+        truth = truth.sort_values(["ds", "query_id", "item_id"], kind="stable").drop_duplicates(["query_id", "item_id"])
+        truth = truth[["query_id", "item_id", "grade"]].reset_index(drop=True)
 
     logs["split"] = logs["query_id"].map(query_split)
     logs["bucket"] = logs["query_id"].map(query_bucket)
