@@ -65,6 +65,9 @@ TokenOption = typer.Option(
 SelectStrategyOption = typer.Option(None, "--strategy", help="only this strategy (default: all of the day)")
 SelectBudgetOption = typer.Option(None, "--budget", help="only this budget")
 SelectRoundOption = typer.Option(None, "--round", help="only this round")
+# The simulated annotators' noise model, the same for files, the round trip and a server.
+NoiseOption = typer.Option(0.1, help="P(perceived grade is one step off the truth), per item")
+DisagreementOption = typer.Option(0.1, help="P(another annotator moves it one step), per item")
 
 
 def print_cost(rows: Sequence[AnnotationCostRow]) -> None:
@@ -149,8 +152,8 @@ def simulate(
     tasks_file: str = typer.Option(..., help="tasks.json written by export-tasks (a path or a URI)"),
     out: Optional[str] = typer.Option(None, help="export file (default: next to tasks.json)"),
     annotators: int = typer.Option(2, help="simulated annotators per task"),
-    noise: float = typer.Option(0.1, help="P(perceived grade is one step off the truth), per item"),
-    disagreement: float = typer.Option(0.1, help="P(another annotator moves it one step), per item"),
+    noise: float = NoiseOption,
+    disagreement: float = DisagreementOption,
     seed: Optional[int] = SeedOption,
     engine: Optional[str] = EngineOption,
     warehouse: Optional[str] = WarehouseOption,
@@ -255,8 +258,8 @@ def round_trip(
     strategy: str = typer.Option("top", help="top | slice | random | stratified | iso_label"),
     budget: float = typer.Option(0.2, help="fraction of each modality's candidates to label"),
     annotators: int = typer.Option(2),
-    noise: float = typer.Option(0.1),
-    disagreement: float = typer.Option(0.1),
+    noise: float = NoiseOption,
+    disagreement: float = DisagreementOption,
     max_judgements_per_query: Optional[int] = typer.Option(None, help="iso_label: judgement cap"),
     seed: Optional[int] = SeedOption,
     label_studio: Optional[bool] = typer.Option(
@@ -372,8 +375,8 @@ def simulate_through_server(
     budget: Optional[float] = SelectBudgetOption,
     round_number: Optional[int] = SelectRoundOption,
     annotators: int = typer.Option(2, help="simulated annotators per task (one Label Studio user each)"),
-    noise: float = typer.Option(0.1, help="P(perceived grade is one step off the truth), per item"),
-    disagreement: float = typer.Option(0.1, help="P(another annotator moves it one step), per item"),
+    noise: float = NoiseOption,
+    disagreement: float = DisagreementOption,
     seed: Optional[int] = SeedOption,
     url: Optional[str] = UrlOption,
     token: Optional[str] = TokenOption,
