@@ -125,25 +125,10 @@ def latest_run_id(env: Mapping[str, str], python: Path) -> str:
 
 
 def cluster_confs(storage_confs: Mapping[str, str], *, driver_memory: str, extra: Mapping[str, str]) -> dict[str, str]:
-    from smar.engine import DELTA_CONFIGS
-
-    return {
-        **DELTA_CONFIGS,
-        **storage_confs,
-        "spark.driver.memory": driver_memory,
-        "spark.executor.memory": "1g",
-        "spark.executor.cores": "1",
-        "spark.cores.max": "2",
-        "spark.sql.shuffle.partitions": "4",
-        # Delta rebuilds a snapshot with 50 tasks by default: minutes on 2 busy cores.
-        "spark.databricks.delta.snapshotPartitions": "2",
-        "spark.ui.enabled": "false",
-        # Tasks start once both executors registered, so the isolated one always takes part.
-        "spark.scheduler.minRegisteredResourcesRatio": "1.0",
-        "spark.scheduler.maxRegisteredResourcesWaitingTime": "120s",
-        "spark.sql.execution.arrow.pyspark.enabled": "true",
-        **extra,
-    }
+    return spark_cluster.application_confs(
+        storage_confs,
+        **{"spark.driver.memory": driver_memory, "spark.sql.execution.arrow.pyspark.enabled": "true", **extra},
+    )
 
 
 def run_logged(

@@ -359,6 +359,29 @@ def spark_cluster(**kwargs) -> Iterator[SparkCluster]:
         cluster.stop()
 
 
+def application_confs(storage_confs: Mapping[str, str], **extra: str) -> dict[str, str]:
+    """The `--conf`s every application on the local cluster runs with (the cluster test and
+    `scripts/cluster_demo.py` alike): delta-spark, the storage settings, small executors, and
+    `extra` on top (keyword names with dots are passed as a mapping: `**{"spark.x": "y"}`)."""
+    from smar.engine import DELTA_CONFIGS
+
+    return {
+        **DELTA_CONFIGS,
+        **storage_confs,
+        "spark.executor.memory": "1g",
+        "spark.executor.cores": "1",
+        "spark.cores.max": "2",
+        "spark.sql.shuffle.partitions": "4",
+        # Delta rebuilds a snapshot with 50 tasks by default: minutes on 2 busy cores.
+        "spark.databricks.delta.snapshotPartitions": "2",
+        "spark.ui.enabled": "false",
+        # Tasks start once both executors registered, so the isolated one always takes part.
+        "spark.scheduler.minRegisteredResourcesRatio": "1.0",
+        "spark.scheduler.maxRegisteredResourcesWaitingTime": "120s",
+        **extra,
+    }
+
+
 def submit_command(
     cluster: SparkCluster,
     script: str | os.PathLike,

@@ -42,26 +42,11 @@ def test_spark_submit_delta_on_s3_with_isolated_worker(
 ):
     from deltalake import DeltaTable
 
-    from smar.engine import DELTA_CONFIGS
-
     table = f"{s3_prefix}/cluster_events"
     driver_file = tmp_path / "driver-only.txt"
     driver_file.write_text("only the driver's disk has this")
     out = tmp_path / "result.json"
-    confs = {
-        **DELTA_CONFIGS,
-        **storage_settings.spark_hadoop_confs(),
-        "spark.executor.memory": "1g",
-        "spark.executor.cores": "1",
-        "spark.cores.max": "2",
-        "spark.sql.shuffle.partitions": "4",
-        # Delta rebuilds a snapshot with 50 tasks by default: minutes on 2 busy cores.
-        "spark.databricks.delta.snapshotPartitions": "2",
-        "spark.ui.enabled": "false",
-        # Start tasks only once both executors are there, so both run UDF tasks.
-        "spark.scheduler.minRegisteredResourcesRatio": "1.0",
-        "spark.scheduler.maxRegisteredResourcesWaitingTime": "120s",
-    }
+    confs = spark_cluster.application_confs(storage_settings.spark_hadoop_confs())
     cmd = spark_cluster.submit_command(
         local_cluster,
         JOB,
