@@ -18,6 +18,7 @@ from smar.annotation import jobs
 from smar.annotation.iso_label import judgement_bound
 from smar.annotation.label_studio import LabelImportError, annotations_export
 from smar.annotation.strategies import label_count
+from smar.errors import InputRefused
 from smar.storage.uris import local_path
 from tests.fixtures_scores import write_standin_scores
 
@@ -221,6 +222,30 @@ def test_reimport_is_idempotent_and_a_changed_grade_wins_with_history(spark, day
 
     assert grade_at() == (old_grade + 2) % 5 and grade_at(version) == old_grade
     assert day_lake.version("silver.page_labels") == version + 1
+
+
+def test_a_capped_export_streams_the_first_tasks_and_marks_only_them_exported(spark, day_lake):
+    # Given the day's top tasks
+    jobs.build_annotation_tasks(spark, day_lake, ds=DS, strategy="top", budget=0.2, seed=1, eval_splits=())
+    all_ids = sorted(
+        row["task_id"] for row in day_lake.read("silver.annotation_tasks").where(F.col("strategy") == "top").collect()
+    )
+    assert len(all_ids) > 3
+    # When at most 3 are exported
+    exported = jobs.export_annotation_tasks(spark, day_lake, ds=DS, strategy="top", max_tasks=3)
+    # Then the files hold the first 3 by task_id, as JSON and as CSV, and only those are exported
+    tasks = json.loads(local_path(exported.tasks_json).read_text())
+    assert [task["data"]["task_id"] for task in tasks] == all_ids[:3] and exported.tasks == 3
+    with local_path(exported.tasks_csv).open() as handle:
+        lines = list(csv.DictReader(handle))
+    assert len(lines) == exported.items and {line["task_id"] for line in lines} == set(all_ids[:3])
+    status = {
+        row["task_id"]: row["status"]
+        for row in day_lake.read("silver.annotation_tasks").where(F.col("strategy") == "top").collect()
+    }
+    assert {task for task, value in status.items() if value == "exported"} == set(all_ids[:3])
+    with pytest.raises(InputRefused, match="at least 1"):
+        jobs.export_annotation_tasks(spark, day_lake, ds=DS, strategy="top", max_tasks=0)
 
 
 # -- rejects and malformed input ------------------------------------------------------------------------

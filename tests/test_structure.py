@@ -25,6 +25,7 @@ LAYERS: dict[str, int] = {
     "smar.metrics": 2,
     "smar.storage": 2,
     "smar.lake": 3,
+    "smar.sampling": 3,
     "smar.engine": 3,
     "smar.ingest": 4,
     "smar.single_modal": 5,

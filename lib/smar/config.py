@@ -63,6 +63,19 @@ class SmarSettings(BaseSettings):
         description="Ingest fails (writing only the rejects) when more than this fraction of rows is refused.",
     )
     seed: int = Field(default=20251016, description="Default seed for generators and training.")
+    max_training_queries: int = Field(
+        default=20_000,
+        ge=1,
+        description="Single-modal training reads at most this many queries of each split it uses "
+        "(single_modal_train, test) from its window: a deterministic hash sample when there are more "
+        "(smar.sampling), so the trainer's memory is bounded by the sample, not the window.",
+    )
+    max_evaluation_queries: int = Field(
+        default=5_000,
+        ge=1,
+        description="The page reranker evaluates on at most this many test queries of its window "
+        "(a deterministic hash sample when there are more); its labelled pages are always all read.",
+    )
     leftover_retention_hours: float = Field(
         default=24.0,
         ge=0.0,

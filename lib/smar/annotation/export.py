@@ -8,13 +8,14 @@ and a plain CSV (one line per shown item, with empty `grade` and `annotator` to 
 from __future__ import annotations
 
 import csv
-import io
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple, TextIO
 
-from smar.annotation.label_studio import build_task
+from smar.annotation.label_studio import build_task, labeling_config
+from smar.storage import files
+from smar.storage.uris import join
 
 TASKS_JSON = "tasks.json"
 TASKS_CSV = "tasks.csv"
@@ -48,12 +49,9 @@ def selection(ds: str, strategy: str | None, budget: float | None, round_number:
     return values
 
 
-@dataclass(frozen=True)
-class ExportDocuments:
-    """The texts of one export, and what they hold."""
+class ExportCounts(NamedTuple):
+    """What one export holds (tasks, items)."""
 
-    tasks_json: str
-    tasks_csv: str
     tasks: int
     items: int
 
@@ -68,16 +66,17 @@ def label_studio_task(row: Mapping[str, Any]) -> dict[str, Any]:
     return build_task(row["task_id"], row["page_id"], row["query_id"], row["query_text"], shown_items(row))
 
 
-def export_documents(task_rows: Iterable[Mapping[str, Any]]) -> ExportDocuments:
-    """Label Studio tasks JSON and the CSV of `task_rows` (silver.annotation_tasks rows, in order)."""
-    tasks_json: list[dict[str, Any]] = []
-    csv_buffer = io.StringIO()
-    writer = csv.writer(csv_buffer, lineterminator="\n")
+def write_export(task_rows: Iterable[Mapping[str, Any]], tasks_json: TextIO, tasks_csv: TextIO) -> ExportCounts:
+    """Stream `task_rows` (silver.annotation_tasks rows, in order) as Label Studio tasks JSON (one
+    array, a task per element) and the CSV: one row in memory at a time, whatever the day's size."""
+    writer = csv.writer(tasks_csv, lineterminator="\n")
     writer.writerow(EXPORT_CSV_COLUMNS)
     n_tasks = n_items = 0
+    tasks_json.write("[")
     for row in task_rows:
+        tasks_json.write(",\n" if n_tasks else "\n")
+        tasks_json.write(json.dumps(label_studio_task(row), ensure_ascii=False))
         n_tasks += 1
-        tasks_json.append(label_studio_task(row))
         for item in shown_items(row):
             n_items += 1
             writer.writerow(
@@ -87,9 +86,25 @@ def export_documents(task_rows: Iterable[Mapping[str, Any]]) -> ExportDocuments:
                     item["title"] or "", item["body"] or "", "", "",
                 )
             )  # fmt: skip
-    return ExportDocuments(
-        tasks_json=json.dumps(tasks_json, indent=1, ensure_ascii=False) + "\n",
-        tasks_csv=csv_buffer.getvalue(),
-        tasks=n_tasks,
-        items=n_items,
-    )
+    tasks_json.write("\n]\n")
+    return ExportCounts(tasks=n_tasks, items=n_items)
+
+
+@dataclass(frozen=True)
+class ExportFiles:
+    """Where one export's three files were published, and what they hold."""
+
+    tasks_json: str
+    tasks_csv: str
+    labeling_config: str
+    counts: ExportCounts
+
+
+def write_export_files(task_rows: Iterable[Mapping[str, Any]], folder: str) -> ExportFiles:
+    """`write_export` into `folder` (a URI) through the filesystem layer, plus the labeling config.
+    Each file is published whole when its rows are written (`files.open_output`)."""
+    tasks_path, csv_path = join(folder, TASKS_JSON), join(folder, TASKS_CSV)
+    with files.open_text_output(tasks_path) as tasks_json, files.open_text_output(csv_path) as tasks_csv:
+        counts = write_export(task_rows, tasks_json, tasks_csv)
+    config_path = files.write_text(join(folder, LABELING_CONFIG), labeling_config())
+    return ExportFiles(tasks_path, csv_path, config_path, counts)

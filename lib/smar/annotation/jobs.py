@@ -29,9 +29,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from smar.annotation.cost import AnnotationCostRow, annotation_cost_rows
-from smar.annotation.export import LABELING_CONFIG, TASKS_CSV, TASKS_JSON, export_documents, selection, selection_name
+from smar.annotation.export import selection, selection_name, write_export_files
 from smar.annotation.iso_label import DEFAULT_BOUNDARIES
-from smar.annotation.label_studio import labeling_config
 from smar.annotation.labels import (
     LABEL_COLUMNS,
     LABEL_KEYS,
@@ -294,27 +293,38 @@ def export_annotation_tasks(
     round_number: int | None = None,
     out_dir: str | Path | None = None,
     mark_exported: bool = True,
+    max_tasks: int | None = None,
 ) -> ExportSummary:
     """Write the selected tasks for annotators (`smar.annotation.export`): Label Studio task JSON,
     the labeling config XML, and a plain CSV. Default folder:
-    <reports>/annotation/<ds>/<strategy>-b<budget>-r<round> ("all" for an unset filter)."""
+    <reports>/annotation/<ds>/<strategy>-b<budget>-r<round> ("all" for an unset filter).
+    `max_tasks` caps the export at the first tasks by task_id; only those are marked exported."""
     chosen = selection(ds, strategy, budget, round_number)
     if not lake.exists(TASKS_TABLE):
         raise MissingInput(f"{TASKS_TABLE} does not exist; run build-tasks for ds={ds} first")
-    rows = lake.read(TASKS_TABLE).where(predicate(chosen)).orderBy("task_id").collect()
-    if not rows:
+    if max_tasks is not None and max_tasks < 1:
+        raise InputRefused(f"--max-tasks must be at least 1, got {max_tasks}")
+    matching = lake.read(TASKS_TABLE).where(predicate(chosen))
+    # Capped: the first tasks by task_id (a content hash), a deterministic sample of the day's pages.
+    selected = matching.orderBy("task_id").limit(max_tasks) if max_tasks else matching.orderBy("task_id")
+    if not selected.limit(1).collect():
         raise InputRefused(f"no annotation tasks match {predicate(chosen)}; run build-tasks first")
     # A location (local path or URI), written through the filesystem layer.
     folder = normalize_location(out_dir) if out_dir else join(lake.settings.reports, "annotation", ds, selection_name(strategy, budget, round_number))  # fmt: skip
-    documents = export_documents(row.asDict(recursive=True) for row in rows)
-    tasks_path = files.write_text(join(folder, TASKS_JSON), documents.tasks_json)
-    csv_path = files.write_text(join(folder, TASKS_CSV), documents.tasks_csv)
-    config_path = files.write_text(join(folder, LABELING_CONFIG), labeling_config())
+    # Streamed: Spark hands the rows over one partition at a time and the files are written as
+    # they come, so the driver never holds the day's tasks.
+    written = write_export_files((row.asDict(recursive=True) for row in selected.toLocalIterator()), folder)
+    counts = written.counts
+    if capped := max_tasks is not None and (total := matching.count()) > counts.tasks:
+        log.warning("exported %d of the %d matching tasks (--max-tasks %d)", counts.tasks, total, max_tasks)
     if mark_exported:
-        # Only open tasks move to exported; labelled ones stay labelled.
-        lake.set_values(TASKS_TABLE, {"status": "exported"}, where={**chosen, "status": "open"})
-    log.info("exported %d tasks (%d items) to %s", documents.tasks, documents.items, folder)
-    return ExportSummary(ds, folder, tasks_path, csv_path, config_path, documents.tasks, documents.items)
+        # Only open tasks move to exported (labelled ones stay labelled), and only those written.
+        lake.set_values(
+            TASKS_TABLE, {"status": "exported"}, where={**chosen, "status": "open"},
+            keys=selected.select("task_id") if capped else None,
+        )  # fmt: skip
+    log.info("exported %d tasks (%d items) to %s", counts.tasks, counts.items, folder)
+    return ExportSummary(ds, folder, written.tasks_json, written.tasks_csv, written.labeling_config, *counts)
 
 
 # -- simulated annotators -------------------------------------------------------------------------
@@ -352,15 +362,9 @@ def simulate_annotators(
     path = write_simulated_export(tasks, simulated, normalize_location(out_path) if out_path else join(parent(tasks_file), SIMULATED_EXPORT))  # fmt: skip
     log.info("simulated %d grades for %d tasks into %s", len(simulated.grades), len(tasks), path)
     return SimulateSummary(
-        ds,
-        path,
-        len(tasks),
-        simulated.items_graded,
-        len(simulated.grades),
-        simulated.annotators,
-        simulated.noisy_items,
-        simulated.disagreements,
-    )
+        ds, path, len(tasks), simulated.items_graded, len(simulated.grades), simulated.annotators,
+        simulated.noisy_items, simulated.disagreements,
+    )  # fmt: skip
 
 
 # -- import ---------------------------------------------------------------------------------------
@@ -487,15 +491,9 @@ def _label_slice(
     lake: Lakehouse,
     *,
     ds: str,
-    strategy: str,
-    budget: float,
-    round_number: int,
-    out_root: str | Path | None,
-    n_annotators: int,
-    noise: float,
-    disagreement: float,
-    seed: int,
-) -> tuple[ExportSummary, SimulateSummary, tuple[IngestLabelsSummary, ...]]:
+    strategy: str, budget: float, round_number: int, out_root: str | Path | None,
+    n_annotators: int, noise: float, disagreement: float, seed: int,
+) -> tuple[ExportSummary, SimulateSummary, tuple[IngestLabelsSummary, ...]]:  # fmt: skip
     """Export one task slice, have the simulated team grade it, import their export."""
     out_dir = (
         None if out_root is None else join(normalize_location(out_root), selection_name(strategy, budget, round_number))

@@ -128,18 +128,21 @@ def export_tasks(
     budget: Optional[float] = typer.Option(None, help="only this budget"),
     round_number: Optional[int] = typer.Option(None, "--round", help="only this round"),
     out: Optional[str] = typer.Option(None, help="folder, a path or a URI (default: <reports>/annotation/<ds>/...)"),
+    max_tasks: Optional[int] = typer.Option(
+        None, help="export at most this many tasks (the first by task_id); only they are marked exported"
+    ),
     engine: Optional[str] = EngineOption,
     warehouse: Optional[str] = WarehouseOption,
     verbose: bool = VerboseOption,
 ) -> None:
-    """Write Label Studio tasks JSON, the labeling config XML and a plain CSV."""
+    """Write Label Studio tasks JSON, the labeling config XML and a plain CSV (streamed)."""
     from smar.annotation.jobs import export_annotation_tasks
 
     configure(warehouse, engine, verbose)
     with open_lakehouse("smar-export-tasks") as lake:
         summary = export_annotation_tasks(
             lake.session, lake, ds=ds, strategy=strategy, budget=budget,
-            round_number=round_number, out_dir=out,
+            round_number=round_number, out_dir=out, max_tasks=max_tasks,
         )  # fmt: skip
     console.print(f"exported {summary.tasks} tasks ({summary.items} items) to {display(summary.folder)}")
     for path in (summary.tasks_json, summary.labeling_config, summary.tasks_csv):

@@ -42,6 +42,7 @@ from numpy.typing import NDArray
 from smar.lake import Lakehouse
 from smar.reranker.store import MODALITY_INDEX, NUMERIC_FEATURE_NAMES, PageStore, PageUnit
 from smar.reranker.text_cache import DEFAULT_ENCODER_NAME, TextEncodeFunction, encode_texts_cached, text_encoder
+from smar.sampling import query_filter
 from smar.single_modal.rankers.encoder import TEXT_EMBEDDING_DIM
 from smar.single_modal.rankers.features import engagement_features, item_texts
 from smar.splits import query_split
@@ -85,6 +86,11 @@ def read_pinned(
         in_days = pc.field("ds").isin(list(ds_values))
         expression = in_days if expression is None else expression & in_days
     return dataset.to_table(columns=list(columns) if columns else None, filter=expression)
+
+
+def _only_values(column: str, values: pd.Series) -> pc.Expression:
+    """`column IN` the distinct non-null `values`: a scan reads only the rows the pages name."""
+    return pc.field(column).isin(sorted(set(values.dropna())))
 
 
 def _require_version(versions: Mapping[str, int], table: str) -> int:
@@ -166,6 +172,9 @@ def build_page_store(
     text columns; for fusions). `visual_dim` / `user_dim` force widths (a trained model's);
     default: read from the data. Labels are all NaN; see `attach_page_labels`.
     """
+    # Known queries: only their rows are read (`query_id IN` pushed into every scan), and only
+    # the users and catalogue rows those rows name.
+    only_queries = query_filter(query_ids) if query_ids is not None else None
     scores = read_pinned(
         lake,
         "silver.single_modal_scores",
@@ -183,6 +192,7 @@ def build_page_store(
             "model_version",
         ],
         ds_values=ds_values,
+        filter_expression=only_queries,
     ).to_pandas()
     if query_splits is not None:
         unique_queries = scores["query_id"].unique()
@@ -204,6 +214,7 @@ def build_page_store(
             _require_version(versions, "bronze.search_logs"),
             columns=["ds", "request_id", "query_text", "user_id"],
             ds_values=ds_values,
+            filter_expression=only_queries,
         )
         .to_pandas()
         .drop_duplicates(["ds", "request_id"])
@@ -224,6 +235,7 @@ def build_page_store(
             versions["bronze.users"],
             columns=["ds", "user_id", "dense_features"],
             ds_values=ds_values,
+            filter_expression=_only_values("user_id", scores["user_id"]) if query_ids is not None else None,
         ).to_pandas()
         users, width = _user_matrix(users_frame, user_dim)
     else:
@@ -297,6 +309,7 @@ def build_page_store(
                 "share_count",
             ],
             ds_values=ds_values,
+            filter_expression=_only_values("item_id", items_of_page["item_id"]) if query_ids is not None else None,
         )
         .to_pandas()
         .drop_duplicates(["ds", "item_id"])

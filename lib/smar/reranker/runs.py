@@ -14,10 +14,12 @@ import json
 import logging
 import math
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from numpy.typing import NDArray
 
 from smar.errors import InputRefused, MissingInput
@@ -47,6 +49,8 @@ from smar.reranker.store import (
 )
 from smar.reranker.text_cache import DEFAULT_ENCODER_NAME, TextEncodeFunction, embedding_cache_location
 from smar.reranker.training import TrainingConfig, mean_ndcg, save_reranker, score_store, train_reranker
+from smar.sampling import sample_dataset_queries
+from smar.splits import query_split
 from smar.storage import files
 from smar.vocabulary import FUSION_METHODS, RERANKER_METHODS, content_hash
 
@@ -62,6 +66,8 @@ METHOD_OBJECTIVES: dict[str, dict[str, Any]] = {
 }
 #: The query splits a run's page store holds: train, early stopping, evaluation.
 PAGE_STORE_SPLITS: tuple[str, ...] = ("page_train", "page_valid", "test")
+#: The splits whose labelled pages a run trains and early-stops on.
+TRAINING_PAGE_SPLITS: frozenset[str] = frozenset({"page_train", "page_valid"})
 
 
 @dataclass
@@ -87,6 +93,22 @@ class PreparedPages:
         return content_hash(parts, length=64)
 
 
+def store_query_ids(
+    lake: Lakehouse, versions: Mapping[str, int], labels: pd.DataFrame, *, ds_values: Sequence[str]
+) -> list[str]:
+    """The queries whose pages a run materialises: every labelled page_train / page_valid query
+    (the training and early-stopping pages, bounded by the annotation budget) and at most
+    `max_evaluation_queries` test queries (a hash sample, `smar.sampling`). Only their rows are read
+    from the pinned snapshots: thousands of pages, never the window's every impression."""
+    labelled = {query for query in labels["query_id"].unique() if query_split(query) in TRAINING_PAGE_SPLITS}
+    test = sample_dataset_queries(
+        lake.dataset("silver.single_modal_scores", versions["silver.single_modal_scores"]),
+        ds_values=ds_values, splits=("test",), max_per_split=lake.settings.max_evaluation_queries,
+        what="the page reranker's test pages",
+    )  # fmt: skip
+    return sorted(labelled | set(test.ids()))
+
+
 def prepare_pages(
     lake: Lakehouse,
     *,
@@ -102,17 +124,18 @@ def prepare_pages(
     versions = dict(versions) if versions is not None else pin_versions(lake)
     if "silver.page_labels" not in versions:
         raise MissingInput("silver.page_labels does not exist: annotate pages first (or simulate labels)")
+    labels = read_page_labels(lake, versions["silver.page_labels"], ds_values=ds_values, annotators=annotators)
     store = build_page_store(
         lake,
         versions,
         ds_values=ds_values,
         page_unit="query",
         query_splits=PAGE_STORE_SPLITS,
+        query_ids=store_query_ids(lake, versions, labels, ds_values=ds_values),
         encode=encode,
         encoder_name=encoder_name,
         embedding_cache=embedding_cache_location(lake.settings.artifacts, encoder_name),
     )
-    labels = read_page_labels(lake, versions["silver.page_labels"], ds_values=ds_values, annotators=annotators)
     store = attach_page_labels(store, labels)
     store = replace(
         store, input_versions={**store.input_versions, "silver.page_labels": versions["silver.page_labels"]}

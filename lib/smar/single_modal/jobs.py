@@ -19,6 +19,7 @@ from smar.errors import InputRefused
 from smar.frames import content_fingerprint
 from smar.ingest.jobs import completed_ingest
 from smar.lake import Lakehouse
+from smar.sampling import sample_dataset_queries
 from smar.single_modal.evaluation import (
     RankerEvaluation,
     evaluate_against_baselines,
@@ -50,6 +51,8 @@ log = logging.getLogger(__name__)
 TRAIN_JOB = "train_single_modal"
 # Inside the single_modal_train split, buckets 32..39 validate (early stopping); 0..31 train.
 RANKER_VALIDATION_BUCKETS = range(32, 40)
+#: The query splits single-modal training reads: it trains (and early-stops) on one, evaluates on the other.
+TRAINING_SPLITS: tuple[str, ...] = ("single_modal_train", "test")
 # Maximum epochs; the epoch with the best validation NDCG is kept. The small modalities (answers:
 # about a thousand pairs over three demo days) make only a few optimiser steps per epoch, and 8
 # epochs left them undertrained.
@@ -100,8 +103,18 @@ def train_single_modal(
 
     epochs = DEFAULT_EPOCHS if epochs is None else epochs
 
-    filters = [("ds", "in", ds_list)]
     versions = {name: lake.version(name) for name in ("bronze.search_logs", "bronze.items")}
+    # Only the queries training and evaluation use, at most max_training_queries of each split
+    # (smar.sampling): the rows read are bounded by the sample, not by the window.
+    sample = sample_dataset_queries(
+        lake.dataset("bronze.search_logs", versions["bronze.search_logs"]),
+        ds_values=ds_list, splits=TRAINING_SPLITS, max_per_split=lake.settings.max_training_queries,
+        what="train-single-modal",
+    )  # fmt: skip
+    query_ids = sample.ids()
+    if not query_ids:
+        raise InputRefused(f"bronze.search_logs has no {' or '.join(TRAINING_SPLITS)} queries for ds in {ds_list}")
+    filters = [("ds", "in", ds_list), ("query_id", "in", query_ids)]
     # Sorted: Delta file order is not stable across rewrites, and pair sampling follows row order.
     logs = (
         lake.read_arrow("bronze.search_logs", version=versions["bronze.search_logs"], filters=filters)
@@ -109,8 +122,13 @@ def train_single_modal(
         .sort_values(["ds", "request_id", "position"], kind="stable")
         .reset_index(drop=True)
     )
+    shown_items = sorted(set(logs["item_id"].dropna()))
     items = (
-        lake.read_arrow("bronze.items", version=versions["bronze.items"], filters=filters)
+        lake.read_arrow(
+            "bronze.items",
+            version=versions["bronze.items"],
+            filters=[("ds", "in", ds_list), ("item_id", "in", shown_items)],
+        )
         .to_pandas()
         .sort_values(["ds", "item_id"], kind="stable")
         .reset_index(drop=True)
@@ -210,6 +228,7 @@ def train_single_modal(
                 "validation": "single_modal_train, buckets 32-39",
                 "evaluation": "test",
                 "training_days": sorted(ds_list),
+                "sample": sample.describe(),
                 "label_source": evaluation.label_source,
             },
         )

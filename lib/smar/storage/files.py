@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import shutil
 import tempfile
@@ -27,7 +28,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, TextIO, cast
 from urllib.parse import urlsplit
 
 import pyarrow.fs as pafs
@@ -164,6 +165,47 @@ def write_bytes(uri: str, data: bytes) -> str:
 
 def write_text(uri: str, text: str, encoding: str = "utf-8") -> str:
     return write_bytes(uri, text.encode(encoding))
+
+
+#: Bytes an `open_output` to an object store keeps in memory before it spills to a local temporary file.
+SPOOL_BYTES = 32 << 20
+
+
+@contextlib.contextmanager
+def open_output(uri: str) -> Iterator[BinaryIO]:
+    """A writable binary stream for a file too large to build in memory, published at `uri`
+    whole when the block ends without an error; after an error nothing is published.
+
+    Local: a temporary sibling, then `os.replace`. Object store: the bytes are spooled (memory up
+    to `SPOOL_BYTES`, then a local temporary file) and uploaded at the end, because an upload
+    stream, once opened, completes its object on close even after an error."""
+    if is_local(uri):
+        target = local_path(uri)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        try:
+            with temporary.open("wb") as sink:
+                yield cast(BinaryIO, sink)
+            os.replace(temporary, target)
+        finally:
+            temporary.unlink(missing_ok=True)
+        return
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
+        yield cast(BinaryIO, spool)
+        spool.seek(0)
+        filesystem, path = resolve(uri)
+        with filesystem.open_output_stream(path) as upload:
+            shutil.copyfileobj(spool, upload, length=1 << 20)
+
+
+@contextlib.contextmanager
+def open_text_output(uri: str, encoding: str = "utf-8") -> Iterator[TextIO]:
+    """`open_output` as text (no newline translation)."""
+    with open_output(uri) as sink:
+        text = io.TextIOWrapper(sink, encoding=encoding, newline="")
+        yield text
+        text.flush()
+        text.detach()  # the binary stream is open_output's to close and publish
 
 
 @contextlib.contextmanager
