@@ -90,7 +90,9 @@ def run_one(tier: str, size: str, repeat: int, *, s3, storage_confs, base_env, p
         workers=workers, cores_per_worker=1, memory_per_worker="1536m", isolate=isolate,
         log_dir=Path(tempfile.mkdtemp(prefix="smar-scale-")), env={"PYTHONPATH": ""},
     ) as cluster:  # fmt: skip
-        confs = cluster_demo.cluster_confs(storage_confs, driver_memory="1g", extra={})
+        # One core per worker: an application asking for more would wait for cores that never come
+        # (spark.scheduler.minRegisteredResourcesRatio is 1 on the local cluster).
+        confs = cluster_demo.cluster_confs(storage_confs, driver_memory="1g", extra={"spark.cores.max": str(workers)})
 
         def submit(step: Step, step_args: list[str]) -> list[str]:
             return spark_cluster.submit_command(

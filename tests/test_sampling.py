@@ -12,7 +12,7 @@ import pytest
 from smar.config import SmarSettings
 from smar.ingest.jobs import run_ingest
 from smar.lake import Lakehouse
-from smar.sampling import QuerySample, sample_dataset_queries, sample_key, sample_query_ids
+from smar.sampling import QuerySample, sample_dataset_queries, sample_frame_queries, sample_key, sample_query_ids
 from smar.single_modal.jobs import train_single_modal
 from smar.splits import query_split
 from smar.storage.uris import local_path
@@ -85,3 +85,36 @@ def test_single_modal_training_reads_only_the_capped_sample(spark, tmp_path):
     assert "single_modal_train" in recorded["capped"]
     assert recorded["queries"]["test"] == min(6, len(full.query_ids["test"]))
     assert 0 < metadata["validation_metrics"]["test_queries"] <= recorded["queries"]["test"]
+
+
+def test_spark_keeps_the_same_sample_as_the_arrow_scan(spark):
+    frame = spark.createDataFrame([(query,) for query in QUERIES for _ in range(2)], "query_id string")
+    kept, total = sample_frame_queries(frame, max_queries=40)
+    assert total == len(QUERIES)
+    # The Arrow scan keeps per split; over one split the two rules must pick the same queries.
+    assert kept == sorted(sorted(QUERIES, key=sample_key)[:40])
+    test_queries = [query for query in QUERIES if query_split(query) == "test"]
+    test_frame = spark.createDataFrame([(query,) for query in test_queries], "query_id string")
+    arrow = sample_query_ids(_batches(QUERIES, rows_per_batch=101), splits=["test"], max_per_split=20)
+    assert sample_frame_queries(test_frame, max_queries=20)[0] == list(arrow.query_ids["test"])
+    assert sample_frame_queries(frame, max_queries=len(QUERIES)) == (None, len(QUERIES))
+
+
+def test_a_replay_over_the_cap_evaluates_the_sample_and_says_so(spark, tmp_path):
+    from smar.replay.jobs import replay_config, replay_evaluate
+
+    settings = SmarSettings(
+        warehouse=tmp_path / "warehouse", artifacts=tmp_path / "artifacts", reports=tmp_path / "reports",
+        max_replay_queries=2,
+    )  # fmt: skip
+    lake = Lakehouse(spark, settings)
+    ds = "2026-11-01"
+    run_ingest(spark, lake, ds=ds, source="generator", size="tiny", seed=5, run_quality_checks=False)
+    summary = replay_evaluate(
+        spark, lake, control="production", candidate="production", ds_start=ds, ds_end=ds,
+        config=replay_config(n_resamples=200),
+    )  # fmt: skip
+    # The tiny day has 3 test queries: two are replayed, and the report says so.
+    assert summary.n_queries == 2
+    report = local_path(summary.report_markdown).read_text()
+    assert "a hash sample of 2 of the 3 queries in scope" in report and "SMAR_MAX_REPLAY_QUERIES" in report

@@ -70,6 +70,12 @@ class SmarSettings(BaseSettings):
         "(single_modal_train, test) from its window: a deterministic hash sample when there are more "
         "(smar.sampling), so the trainer's memory is bounded by the sample, not the window.",
     )
+    max_replay_queries: int = Field(
+        default=10_000,
+        ge=1,
+        description="The offline replay evaluates at most this many queries of its window and splits "
+        "(a deterministic hash sample, chosen in Spark, when there are more); the report says so.",
+    )
     max_evaluation_queries: int = Field(
         default=5_000,
         ge=1,

@@ -29,6 +29,8 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
 
 from smar.splits import query_split
 
@@ -112,6 +114,23 @@ def sample_dataset_queries(
             what, split, max_per_split, list(ds_values), max_per_split,
         )  # fmt: skip
     return sample
+
+
+def sample_key_column(query_id: Column) -> Column:
+    """`sample_key` as a Spark expression: the lowercase hex sha256, whose text order is the
+    numeric order of the digest, so Spark keeps the same queries as `sample_query_ids`."""
+    return F.sha2(F.concat(F.lit(SAMPLE_SALT.decode("ascii")), query_id), 256)
+
+
+def sample_frame_queries(frame: DataFrame, *, max_queries: int) -> tuple[list[str] | None, int]:
+    """At most `max_queries` distinct `query_id`s of a Spark frame, chosen in Spark by
+    `sample_key_column` (only they reach the driver); None when all fit. Also the distinct count."""
+    queries = frame.select("query_id").distinct()
+    total = queries.count()
+    if total <= max_queries:
+        return None, total
+    kept = queries.orderBy(sample_key_column(F.col("query_id")), "query_id").limit(max_queries)
+    return sorted(row["query_id"] for row in kept.collect()), total
 
 
 def query_filter(query_ids: Sequence[str]) -> pc.Expression:

@@ -110,3 +110,68 @@ def test_spark_submit_delta_on_s3_with_isolated_worker(
     isolated = [e for e in executors if e["mnt_ns"] != got["driver_mnt_ns"]]
     assert isolated and not any(e["sees_driver_file"] for e in isolated)
     assert all(e["sees_driver_file"] for e in executors if e["mnt_ns"] == got["driver_mnt_ns"])
+
+
+def test_a_demo_day_runs_on_the_cluster_with_a_1g_driver(
+    local_cluster, s3_environ, storage_settings, s3_prefix, smar_py_files, tmp_path
+):
+    """Issue 14's driver-memory check: one demo-size day (38k impressions) through ingest,
+    single-modal training (query sample capped at 60 per split), scoring, task building and a
+    streamed export, each a spark-submit with `spark.driver.memory=1g`: a job that collected
+    the day into the driver JVM beyond that would fail here."""
+    from smar.config import SmarSettings
+    from smar.ingest.generator import generate_day
+    from smar.lake import read_delta
+    from smar.storage import files
+
+    ds = "2026-11-01"
+    locations = {
+        "SMAR_WAREHOUSE": f"{s3_prefix}/warehouse",
+        "SMAR_ARTIFACTS": f"{s3_prefix}/artifacts",
+        "SMAR_REPORTS": f"{s3_prefix}/reports",
+        "SMAR_MAX_TRAINING_QUERIES": "60",
+    }
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | locations
+    confs = spark_cluster.application_confs(
+        storage_settings.spark_hadoop_confs(),
+        **{"spark.driver.memory": "1g", "spark.sql.execution.arrow.pyspark.enabled": "true"},
+    )
+    jobs = spark_cluster.REPO_ROOT / "jobs"
+    steps = [
+        ("ingest", ["--ds", ds, "--source", "generator", "--size", "demo"]),
+        ("train_single_modal", ["--ds", ds, "--epochs", "1"]),
+        ("score_single_modal", ["--ds", ds]),
+        ("build_annotation_tasks", ["--ds", ds, "--strategy", "top", "--budget", "0.2"]),
+        ("export_annotation_tasks", ["--ds", ds, "--max-tasks", "50"]),
+    ]
+    peaks, seconds = {}, {}
+    for job, args in steps:
+        cmd = spark_cluster.submit_command(
+            local_cluster, jobs / f"{job}.py", [*args, "--engine", "cluster"], confs=confs, py_files=[smar_py_files]
+        )
+        log_path = tmp_path / f"{job}.log"
+        started, peak = time.monotonic(), 0.0
+        with open(log_path, "w") as log_file:
+            process = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+            try:
+                while process.poll() is None and time.monotonic() - started < 900:
+                    peak = max(peak, sum(spark_cluster.tree_rss_mib(process.pid).values()))
+                    time.sleep(0.5)
+            finally:
+                if process.poll() is None:
+                    process.kill()
+                returncode = process.wait()
+        peaks[job], seconds[job] = round(peak), round(time.monotonic() - started, 1)
+        assert returncode == 0, f"{job}: {log_path.read_text(errors='replace')[-6000:]}"
+    record("demo_day_1g_driver", seconds=seconds, peak_driver_tree_rss_mib=peaks)
+
+    settings = SmarSettings(warehouse=locations["SMAR_WAREHOUSE"])
+    impressions = generate_day(ds, size="demo").search_logs.num_rows
+    assert read_delta("bronze.search_logs", settings=settings).num_rows == impressions
+    assert read_delta("silver.single_modal_scores", settings=settings).num_rows == impressions
+    tasks = read_delta("silver.annotation_tasks", settings=settings).to_pylist()
+    assert sum(task["status"] == "exported" for task in tasks) == 50 < len(tasks)
+    rankers = f"{locations['SMAR_ARTIFACTS']}/single_modal"
+    version = files.read_text(f"{rankers}/CURRENT").strip()
+    sample = json.loads(files.read_text(f"{rankers}/{version}/web/metadata.json"))["query_split"]["sample"]
+    assert sample["queries"]["single_modal_train"] == 60 and "single_modal_train" in sample["capped"]

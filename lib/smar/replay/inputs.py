@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Union
 
@@ -23,6 +24,7 @@ from smar.annotation.labels import label_consensus
 from smar.errors import InputRefused
 from smar.lake import Lakehouse
 from smar.replay.measures import ARMS, GRADE_COLUMNS, MetricConfig
+from smar.sampling import sample_frame_queries
 from smar.splits import query_split_column
 
 log = logging.getLogger(__name__)
@@ -74,8 +76,10 @@ def load_ranking(
     ds_start: str,
     ds_end: str,
     query_splits: tuple[str, ...],
+    query_ids: Sequence[str] | None = None,
 ) -> DataFrame:
-    """The scores of one ranking source over the scope, as `RANKING_COLUMNS`."""
+    """The scores of one ranking source over the scope, as `RANKING_COLUMNS` (a `run:` candidate
+    scores only the pages of `query_ids` when given)."""
     if isinstance(source, NamedRanking):
         source = source.frame
     if isinstance(source, DataFrame):
@@ -92,7 +96,9 @@ def load_ranking(
         # Imported here: the reranker pulls in torch, which a production-only replay does not need.
         from smar.reranker.inference import score_logged_pages
 
-        frame = score_logged_pages(spark, lake, source[len(RUN_PREFIX) :], ds_start, ds_end, query_splits=query_splits)
+        frame = score_logged_pages(
+            spark, lake, source[len(RUN_PREFIX) :], ds_start, ds_end, query_splits=query_splits, query_ids=query_ids
+        )
     else:
         ranking_name(source)  # raises with the list of accepted sources
         raise AssertionError("unreachable")
@@ -138,6 +144,8 @@ class ReplayInputs:
     n_pages: int
     n_queries: int
     dropped_pages: int  # pages left out because a ranking did not score every impression
+    scope_queries: int = 0  # distinct queries in scope (before the sample)
+    sampled: bool = False  # whether only a hash sample of them is replayed (SMAR_MAX_REPLAY_QUERIES)
     fingerprint: str = field(default="")  # sha256 of the scoped scores of both orders
 
 
@@ -168,13 +176,23 @@ def build_replay_inputs(
 ) -> ReplayInputs:
     """Join the scope's impressions with both rankings' scores, ranks and the available grades."""
     splits = tuple(config.query_splits)
-    logs = scoped_logs(lake, ds_start=ds_start, ds_end=ds_end, query_splits=splits).select(
+    logs = scoped_logs(lake, ds_start=ds_start, ds_end=ds_end, query_splits=splits)
+    # Bounded: at most max_replay_queries queries (a hash sample chosen in Spark) reach the driver,
+    # their impressions and, for a run: candidate, the pages it scores.
+    sampled, scope_queries = sample_frame_queries(logs, max_queries=lake.settings.max_replay_queries)
+    if sampled is not None:
+        log.warning("replaying a hash sample of %d of the %d queries in scope", len(sampled), scope_queries)
+        kept = spark.createDataFrame([(query,) for query in sampled], "query_id string")
+        logs = logs.join(F.broadcast(kept), on="query_id", how="left_semi")
+    logs = logs.select(
         "ds", "request_id", "query_id", "item_id", "modality", "position", "clicked", "logging_propensity",
         "user_id", "production_score",  # for the click model and the oracle clicks (smar.replay.clicks)
     )  # fmt: skip
     joined = logs
     for arm, source in zip(ARMS, (control, candidate)):
-        ranking = load_ranking(spark, lake, source, ds_start=ds_start, ds_end=ds_end, query_splits=splits)
+        ranking = load_ranking(
+            spark, lake, source, ds_start=ds_start, ds_end=ds_end, query_splits=splits, query_ids=sampled
+        )
         _refuse_duplicates(ranking, ranking_name(source))
         joined = joined.join(_scores_of(ranking, arm), on=["ds", "request_id", "item_id"], how="left")
 
@@ -233,6 +251,8 @@ def build_replay_inputs(
         n_pages=int(impressions.groupby(["ds", "request_id"]).ngroups),
         n_queries=int(impressions["query_id"].nunique()),
         dropped_pages=unscored_pages,
+        scope_queries=scope_queries,
+        sampled=sampled is not None,
         fingerprint=scores_fingerprint(impressions),
     )
 

@@ -362,6 +362,11 @@ def replay_evaluate(
     stored = read_replay_metrics(lake, run_id)[list(STORED_COLUMNS)]
     decision = decide(stored, config.decision, confidence_level=config.bootstrap.confidence_level)
     notes = list(clicks.notes)
+    if inputs.sampled:
+        notes.append(
+            f"a hash sample of {lake.settings.max_replay_queries} of the {inputs.scope_queries} queries in scope was replayed "
+            "(SMAR_MAX_REPLAY_QUERIES)"
+        )
     if inputs.dropped_pages:
         notes.append(f"{inputs.dropped_pages} pages left out: a ranking did not score all their impressions")
     missing = sorted({"page_labels", "oracle"} - set(inputs.label_sources))

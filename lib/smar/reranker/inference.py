@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +65,7 @@ class RunScorer:
         ds_values: list[str],
         query_splits: tuple[str, ...],
         page_unit: str = "request",
+        query_ids: Sequence[str] | None = None,
     ) -> PageStore:
         """Pages of `ds_values` with the run's feature spec."""
         spec = self.store_spec
@@ -74,6 +76,7 @@ class RunScorer:
             ds_values=ds_values,
             page_unit=page_unit,  # type: ignore[arg-type]
             query_splits=query_splits,
+            query_ids=query_ids,
             with_text=self.needs_text and encoder_name != "none",
             encoder_name=encoder_name,
             embedding_cache=embedding_cache_location(lake.settings.artifacts, encoder_name),
@@ -124,17 +127,19 @@ def score_logged_pages(
     ds_end: str,
     *,
     query_splits: tuple[str, ...] = ("test",),
+    query_ids: Sequence[str] | None = None,
 ) -> DataFrame:
-    """Every logged impression of days ds_start..ds_end whose query is in `query_splits`, scored
-    by registered run `run_id`: columns (ds, request_id, query_id, item_id, modality, position,
-    score), one row per impression (row of `silver.single_modal_scores`), higher = better."""
+    """Every logged impression of days ds_start..ds_end whose query is in `query_splits` (and in
+    `query_ids` when given: the replay's bounded sample), scored by registered run `run_id`:
+    columns (ds, request_id, query_id, item_id, modality, position, score), one row per
+    impression (row of `silver.single_modal_scores`), higher = better."""
     scorer = load_scorer(lake, run_id)
     days = day_range(ds_start, ds_end)
     versions = pin_versions(lake)
     log.info(
         "scoring run %s on %s..%s (splits %s) at versions %s", run_id, ds_start, ds_end, list(query_splits), versions
     )
-    store = scorer.build_store(lake, versions, ds_values=days, query_splits=tuple(query_splits))
+    store = scorer.build_store(lake, versions, ds_values=days, query_splits=tuple(query_splits), query_ids=query_ids)
     scores = scorer.score(store) if store.n_items else np.zeros(0, dtype=np.float32)
     page_of_item = store.page_of_item
     frame = pd.DataFrame(
