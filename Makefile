@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SIZE ?= demo
 DS ?= 2026-11-01
 
-.PHONY: venv lint demo test test-all bench airflow-demo package clean demo-s3 cluster-demo label-studio-sdk test-label-studio label-studio-demo
+.PHONY: venv lint demo test test-all bench bench-cluster airflow-demo package clean demo-s3 cluster-demo label-studio-sdk test-label-studio label-studio-demo
 
 $(STAMP): requirements.txt constraints.txt lib/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,14 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_reranker.py
 	$(BIN)/python benchmarks/lightgbm_sanity.py
 	$(BIN)/python benchmarks/bench_metrics.py --rows 10000000
+
+# The scale benchmark of issue 14 (about 30 min here): embedded vs a local standalone cluster of 1
+# and 2 workers, tiny and demo days; appends to benchmarks/results/cluster_scale.jsonl.
+bench-cluster: $(STAMP)
+	bash scripts/moto_env.sh
+	bash scripts/spark_jars.sh
+	bash scripts/package.sh --wheel-only
+	$(BIN)/python benchmarks/bench_cluster_scale.py
 
 package: $(STAMP)
 	bash scripts/package.sh

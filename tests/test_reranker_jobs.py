@@ -261,3 +261,22 @@ def test_noisy_simulated_labels_come_from_the_annotator_model(spark, tiny_lake):
     # and the sweep reads exactly that team's labels
     assert config.label_annotators() == team
     assert SweepConfig(ds_start=DS, ds_end=DS).label_annotators() == ("simulated-oracle",)
+
+
+def test_the_page_store_reads_every_labelled_training_page_and_a_capped_test_sample(tiny_lake):
+    from smar.reranker.runs import prepare_pages
+    from smar.sampling import sample_key
+
+    def prepared(lake: Lakehouse):
+        return prepare_pages(lake, ds_values=[DS], encoder_name=HASH_ENCODER_NAME)
+
+    full = prepared(tiny_lake)
+    capped_lake = Lakehouse(tiny_lake.spark, tiny_lake.settings.model_copy(update={"max_evaluation_queries": 2}))
+    capped = prepared(capped_lake)
+    test_queries = sorted(set(full.test.query_id))
+    assert len(test_queries) > 2
+    # The training and validation pages are all there, with the same labels; the test pages are
+    # the two test queries with the smallest sample keys.
+    for split in ("train", "validation"):
+        assert getattr(capped, split).fingerprint() == getattr(full, split).fingerprint()
+    assert sorted(set(capped.test.query_id)) == sorted(sorted(test_queries, key=sample_key)[:2])

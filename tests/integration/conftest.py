@@ -160,15 +160,20 @@ def local_cluster(spark_jars, cluster_isolated_paths) -> Iterator[spark_cluster.
 
 @pytest.fixture(scope="session")
 def smar_py_files(tmp_path_factory) -> Path:
-    """This checkout's `smar` package as a zip for --py-files (what the wheel does in production)."""
+    """This checkout's `smar` package as a zip for --py-files (what the wheel does in production),
+    the table contracts inside it as `smar/_contracts`, where the wheel puts them."""
     import zipfile
 
     lib = spark_cluster.REPO_ROOT / "lib"
+    schemas = spark_cluster.REPO_ROOT / "schemas"
     target = tmp_path_factory.mktemp("pyfiles") / "smar.zip"
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
         for path in sorted((lib / "smar").rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts:
                 archive.write(path, path.relative_to(lib))
+        for path in sorted(schemas.rglob("*")):
+            if path.is_file():
+                archive.write(path, Path("smar") / "_contracts" / path.relative_to(schemas))
     return target
 
 

@@ -122,6 +122,8 @@ def train_single_modal(
         .sort_values(["ds", "request_id", "position"], kind="stable")
         .reset_index(drop=True)
     )
+    if logs.empty:
+        raise InputRefused(f"bronze.search_logs has no rows for ds in {ds_list}")
     shown_items = sorted(set(logs["item_id"].dropna()))
     items = (
         lake.read_arrow(
@@ -133,8 +135,6 @@ def train_single_modal(
         .sort_values(["ds", "item_id"], kind="stable")
         .reset_index(drop=True)
     )
-    if logs.empty:
-        raise InputRefused(f"bronze.search_logs has no rows for ds in {ds_list}")
     truth = None
     if lake.exists("truth.relevance"):
         versions["truth.relevance"] = lake.version("truth.relevance")
