@@ -123,13 +123,10 @@ def main() -> int:
     args = parser.parse_args()
     sizes = args.sizes.split(",")
     tiers = args.tiers.split(",")
+    say = cluster_demo.stderr_logger("bench_cluster_scale")
     if not WHEEL.is_file():
-        print(f"{WHEEL} is missing; run: bash scripts/package.sh --wheel-only", file=sys.stderr)
+        say(f"{WHEEL} is missing; run: bash scripts/package.sh --wheel-only")
         return 2
-
-    def say(message: str) -> None:
-        print(f"bench_cluster_scale: {message}", file=sys.stderr, flush=True)
-
     work = Path(tempfile.mkdtemp(prefix="smar-scale-"))
     python = spark_cluster.project_python()
     runs: dict[tuple[str, str], list[dict]] = {}

@@ -270,6 +270,15 @@ def tables_equal(report: Mapping[str, Mapping[str, object]]) -> bool:
 # ---- the whole demo -----------------------------------------------------------------------------
 
 
+def stderr_logger(prefix: str) -> Callable[[str], None]:
+    """A progress printer: `<prefix>: message` on stderr, flushed (stdout keeps the result)."""
+
+    def say(message: str) -> None:
+        print(f"{prefix}: {message}", file=sys.stderr, flush=True)
+
+    return say
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", default="tiny", choices=["tiny", "demo"])
@@ -284,13 +293,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per job")
     parser.add_argument("--result", type=Path, default=None, help="write timings and the comparison as JSON")
     args = parser.parse_args(argv)
+    say = stderr_logger("cluster_demo")
     if not WHEEL.is_file():
-        print(f"cluster_demo: {WHEEL} is missing; run: bash scripts/package.sh --wheel-only", file=sys.stderr)
+        say(f"{WHEEL} is missing; run: bash scripts/package.sh --wheel-only")
         return 2
-
-    def say(message: str) -> None:
-        print(f"cluster_demo: {message}", file=sys.stderr, flush=True)
-
     work = Path(tempfile.mkdtemp(prefix="smar-cluster-demo-"))
     python = spark_cluster.project_python()
     result = run_demo(

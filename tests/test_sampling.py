@@ -18,6 +18,7 @@ from smar.splits import query_split
 from smar.storage.uris import local_path
 
 QUERIES = [f"q{number:04d}" for number in range(600)]
+DS = "2026-11-01"
 
 
 def _batches(query_ids: list[str], *, rows_per_batch: int, repeats: int = 3, seed: int = 0) -> list[pa.RecordBatch]:
@@ -61,14 +62,18 @@ def test_nulls_and_other_splits_are_ignored_and_a_zero_cap_is_refused():
         sample_query_ids([batch], splits=["test"], max_per_split=0)
 
 
-def test_single_modal_training_reads_only_the_capped_sample(spark, tmp_path):
+def _tiny_day(spark, tmp_path, **caps: int) -> Lakehouse:
+    """One tiny generated day (seed 5) ingested into a fresh warehouse whose settings carry `caps`."""
     settings = SmarSettings(
-        warehouse=tmp_path / "warehouse", artifacts=tmp_path / "artifacts", reports=tmp_path / "reports",
-        max_training_queries=6,
-    )  # fmt: skip
+        warehouse=tmp_path / "warehouse", artifacts=tmp_path / "artifacts", reports=tmp_path / "reports", **caps
+    )
     lake = Lakehouse(spark, settings)
-    ds = "2026-11-01"
-    run_ingest(spark, lake, ds=ds, source="generator", size="tiny", seed=5, run_quality_checks=False)
+    run_ingest(spark, lake, ds=DS, source="generator", size="tiny", seed=5, run_quality_checks=False)
+    return lake
+
+
+def test_single_modal_training_reads_only_the_capped_sample(spark, tmp_path):
+    lake, ds = _tiny_day(spark, tmp_path, max_training_queries=6), DS
     summary = train_single_modal(lake, ds_list=[ds], epochs=1, seed=0)
     metadata = json.loads((local_path(summary.artifact_dir) / "web" / "metadata.json").read_text())
     recorded = metadata["query_split"]["sample"]
@@ -103,13 +108,7 @@ def test_spark_keeps_the_same_sample_as_the_arrow_scan(spark):
 def test_a_replay_over_the_cap_evaluates_the_sample_and_says_so(spark, tmp_path):
     from smar.replay.jobs import replay_config, replay_evaluate
 
-    settings = SmarSettings(
-        warehouse=tmp_path / "warehouse", artifacts=tmp_path / "artifacts", reports=tmp_path / "reports",
-        max_replay_queries=2,
-    )  # fmt: skip
-    lake = Lakehouse(spark, settings)
-    ds = "2026-11-01"
-    run_ingest(spark, lake, ds=ds, source="generator", size="tiny", seed=5, run_quality_checks=False)
+    lake, ds = _tiny_day(spark, tmp_path, max_replay_queries=2), DS
     summary = replay_evaluate(
         spark, lake, control="production", candidate="production", ds_start=ds, ds_end=ds,
         config=replay_config(n_resamples=200),
