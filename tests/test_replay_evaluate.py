@@ -227,14 +227,16 @@ def test_default_scope_is_the_held_out_split(spark, lake) -> None:
     assert set(inputs.impressions["query_id"]) == {"qb"} and inputs.n_pages == 1
 
 
-def test_a_registered_run_is_scored_by_the_reranker_lazily(spark, lake, monkeypatch) -> None:
-    # Given a stand-in for smar.reranker.inference (the real one loads torch and a model artifact)
+@pytest.fixture()
+def reranker_calls(spark, lake, monkeypatch) -> list[tuple]:
+    """The day's log written, and a stand-in for smar.reranker.inference (the real one loads torch
+    and a model artifact) that scores with CANDIDATE_SCORES and records each call's arguments."""
     import sys
     import types
 
     frame = impressions_frame()
     write_log(spark, lake, frame)
-    calls = []
+    calls: list[tuple] = []
 
     def score_logged_pages(spark_session, lakehouse, run_id, ds_start, ds_end, *, query_splits=("test",),
                            query_ids=None):  # fmt: skip
@@ -244,45 +246,34 @@ def test_a_registered_run_is_scored_by_the_reranker_lazily(spark, lake, monkeypa
     fake = types.ModuleType("smar.reranker.inference")
     fake.score_logged_pages = score_logged_pages  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "smar.reranker.inference", fake)
+    return calls
+
+
+def test_a_registered_run_is_scored_by_the_reranker_lazily(spark, lake, reranker_calls) -> None:
     # When the candidate is "run:<id>"
     inputs = build_replay_inputs(spark, lake, control="production", candidate="run:smar-42", ds_start=DS, ds_end=DS,
                                  config=CONFIG)  # fmt: skip
     # Then the reranker was asked for exactly the replay's days and splits (every query: the scope
     # is below SMAR_MAX_REPLAY_QUERIES), and its scores are used
-    assert calls == [("smar-42", DS, DS, SPLITS, None)]
+    assert reranker_calls == [("smar-42", DS, DS, SPLITS, None)]
     scored = inputs.impressions.set_index(["request_id", "item_id"])["candidate_score"]
     assert scored.to_dict() == CANDIDATE_SCORES
 
 
-def test_over_the_query_cap_a_run_scores_only_the_sampled_queries(spark, lake, monkeypatch) -> None:
-    # Given the three queries qa, qb, qc, a replay cap of 2 and a stand-in reranker that records its call
-    import sys
-    import types
-
+def test_over_the_query_cap_a_run_scores_only_the_sampled_queries(spark, lake, reranker_calls) -> None:
+    # Given the three queries qa, qb, qc and a replay cap of 2
     from smar.lake import Lakehouse
     from smar.sampling import sample_key
 
-    frame = impressions_frame()
-    write_log(spark, lake, frame)
-    calls = []
-
-    def score_logged_pages(spark_session, lakehouse, run_id, ds_start, ds_end, *, query_splits=("test",),
-                           query_ids=None):  # fmt: skip
-        calls.append(query_ids)
-        return candidate_ranking(spark_session, frame).frame
-
-    fake = types.ModuleType("smar.reranker.inference")
-    fake.score_logged_pages = score_logged_pages  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "smar.reranker.inference", fake)
     capped = Lakehouse(spark, lake.settings.model_copy(update={"max_replay_queries": 2}))
     # When the run is replayed
     inputs = build_replay_inputs(spark, capped, control="production", candidate="run:smar-42", ds_start=DS,
                                  ds_end=DS, config=CONFIG)  # fmt: skip
     # Then the two queries with the smallest sample keys are the only ones scored and replayed
     expected = sorted(sorted(["qa", "qb", "qc"], key=sample_key)[:2])
-    assert calls == [expected]
+    assert reranker_calls == [("smar-42", DS, DS, SPLITS, expected)]
     assert sorted(inputs.impressions["query_id"].unique()) == expected
-    assert inputs.sampled and inputs.scope_queries == 3 and inputs.n_queries == 2
+    assert inputs.sampled_queries == 2 and inputs.scope_queries == 3 and inputs.n_queries == 2
 
 
 def test_page_labels_use_the_consensus_grade_on_condensed_lists(spark, lake) -> None:

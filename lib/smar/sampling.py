@@ -11,7 +11,7 @@ the whole window into pandas and filtering afterwards. Now they:
    rerun, and uncorrelated with the split buckets; memory is O(max_per_split), whatever the
    window's size;
 2. read only those queries' rows, with `query_id IN (...)` pushed into the scan
-   (`query_filter`).
+   (`isin_filter`).
 
 When the window holds no more queries than the cap, nothing is left out and the result is
 exactly the unsampled one. When the cap binds, `QuerySample.capped` says which splits were
@@ -54,10 +54,9 @@ class QuerySample:
     query_ids: dict[str, tuple[str, ...]]
     capped: tuple[str, ...] = field(default=())
 
-    def ids(self, splits: Iterable[str] | None = None) -> list[str]:
-        """The kept ids of `splits` (default: all), sorted."""
-        chosen = self.query_ids if splits is None else {split: self.query_ids.get(split, ()) for split in splits}
-        return sorted({query for ids in chosen.values() for query in ids})
+    def ids(self) -> list[str]:
+        """The kept ids of every split, sorted."""
+        return sorted({query for ids in self.query_ids.values() for query in ids})
 
     def describe(self) -> dict[str, Any]:
         """A JSON-able record for run metadata: counts per split and which were capped."""
@@ -133,6 +132,7 @@ def sample_frame_queries(frame: DataFrame, *, max_queries: int) -> tuple[list[st
     return sorted(row["query_id"] for row in kept.collect()), total
 
 
-def query_filter(query_ids: Sequence[str]) -> pc.Expression:
-    """`query_id IN query_ids`, for a scan of a pinned snapshot."""
-    return pc.field("query_id").isin(list(query_ids))
+def isin_filter(column: str, values: Iterable[str]) -> pc.Expression:
+    """`column IN` the distinct non-null `values` (sorted), pushed into a scan of a pinned
+    snapshot so that it reads only the rows a sample names (`value == value` drops NaN)."""
+    return pc.field(column).isin(sorted({value for value in values if value is not None and value == value}))

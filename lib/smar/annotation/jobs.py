@@ -306,7 +306,8 @@ def export_annotation_tasks(
         raise InputRefused(f"--max-tasks must be at least 1, got {max_tasks}")
     matching = lake.read(TASKS_TABLE).where(predicate(chosen))
     # Capped: the first tasks by task_id (a content hash), a deterministic sample of the day's pages.
-    selected = matching.orderBy("task_id").limit(max_tasks) if max_tasks else matching.orderBy("task_id")
+    ordered = matching.orderBy("task_id")
+    selected = ordered if max_tasks is None else ordered.limit(max_tasks)
     if not selected.limit(1).collect():
         raise InputRefused(f"no annotation tasks match {predicate(chosen)}; run build-tasks first")
     # A location (local path or URI), written through the filesystem layer.

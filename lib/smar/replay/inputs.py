@@ -145,7 +145,7 @@ class ReplayInputs:
     n_queries: int
     dropped_pages: int  # pages left out because a ranking did not score every impression
     scope_queries: int = 0  # distinct queries in scope (before the sample)
-    sampled: bool = False  # whether only a hash sample of them is replayed (SMAR_MAX_REPLAY_QUERIES)
+    sampled_queries: int | None = None  # the hash sample's size (SMAR_MAX_REPLAY_QUERIES); None: all replayed
     fingerprint: str = field(default="")  # sha256 of the scoped scores of both orders
 
 
@@ -252,7 +252,7 @@ def build_replay_inputs(
         n_queries=int(impressions["query_id"].nunique()),
         dropped_pages=unscored_pages,
         scope_queries=scope_queries,
-        sampled=sampled is not None,
+        sampled_queries=None if sampled is None else len(sampled),
         fingerprint=scores_fingerprint(impressions),
     )
 

@@ -362,10 +362,10 @@ def replay_evaluate(
     stored = read_replay_metrics(lake, run_id)[list(STORED_COLUMNS)]
     decision = decide(stored, config.decision, confidence_level=config.bootstrap.confidence_level)
     notes = list(clicks.notes)
-    if inputs.sampled:
+    if inputs.sampled_queries is not None:
         notes.append(
-            f"a hash sample of {lake.settings.max_replay_queries} of the {inputs.scope_queries} queries in scope was replayed "
-            "(SMAR_MAX_REPLAY_QUERIES)"
+            f"a hash sample of {inputs.sampled_queries} of the {inputs.scope_queries} queries in scope "
+            "was replayed (SMAR_MAX_REPLAY_QUERIES)"
         )
     if inputs.dropped_pages:
         notes.append(f"{inputs.dropped_pages} pages left out: a ranking did not score all their impressions")

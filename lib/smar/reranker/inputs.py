@@ -42,7 +42,7 @@ from numpy.typing import NDArray
 from smar.lake import Lakehouse
 from smar.reranker.store import MODALITY_INDEX, NUMERIC_FEATURE_NAMES, PageStore, PageUnit
 from smar.reranker.text_cache import DEFAULT_ENCODER_NAME, TextEncodeFunction, encode_texts_cached, text_encoder
-from smar.sampling import query_filter
+from smar.sampling import isin_filter
 from smar.single_modal.rankers.encoder import TEXT_EMBEDDING_DIM
 from smar.single_modal.rankers.features import engagement_features, item_texts
 from smar.splits import query_split
@@ -86,11 +86,6 @@ def read_pinned(
         in_days = pc.field("ds").isin(list(ds_values))
         expression = in_days if expression is None else expression & in_days
     return dataset.to_table(columns=list(columns) if columns else None, filter=expression)
-
-
-def _only_values(column: str, values: pd.Series) -> pc.Expression:
-    """`column IN` the distinct non-null `values`: a scan reads only the rows the pages name."""
-    return pc.field(column).isin(sorted(set(values.dropna())))
 
 
 def _require_version(versions: Mapping[str, int], table: str) -> int:
@@ -174,7 +169,7 @@ def build_page_store(
     """
     # Known queries: only their rows are read (`query_id IN` pushed into every scan), and only
     # the users and catalogue rows those rows name.
-    only_queries = query_filter(query_ids) if query_ids is not None else None
+    only_queries = isin_filter("query_id", query_ids) if query_ids is not None else None
     scores = read_pinned(
         lake,
         "silver.single_modal_scores",
@@ -235,7 +230,7 @@ def build_page_store(
             versions["bronze.users"],
             columns=["ds", "user_id", "dense_features"],
             ds_values=ds_values,
-            filter_expression=_only_values("user_id", scores["user_id"]) if query_ids is not None else None,
+            filter_expression=isin_filter("user_id", scores["user_id"]) if query_ids is not None else None,
         ).to_pandas()
         users, width = _user_matrix(users_frame, user_dim)
     else:
@@ -309,7 +304,7 @@ def build_page_store(
                 "share_count",
             ],
             ds_values=ds_values,
-            filter_expression=_only_values("item_id", items_of_page["item_id"]) if query_ids is not None else None,
+            filter_expression=isin_filter("item_id", items_of_page["item_id"]) if query_ids is not None else None,
         )
         .to_pandas()
         .drop_duplicates(["ds", "item_id"])

@@ -145,17 +145,26 @@ def read_text(uri: str, encoding: str = "utf-8") -> str:
     return read_bytes(uri).decode(encoding)
 
 
+@contextlib.contextmanager
+def _local_output(uri: str) -> Iterator[BinaryIO]:
+    """A temporary sibling of the local file `uri`, moved over it by `os.replace` when the block
+    ends without an error (a reader sees the old file or the new one), removed otherwise."""
+    target = local_path(uri)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        with temporary.open("wb") as sink:
+            yield cast(BinaryIO, sink)
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
 def write_bytes(uri: str, data: bytes) -> str:
     """Publish `data` at `uri` whole (a reader sees the old file or the new one); returns `uri`."""
     if is_local(uri):
-        target = local_path(uri)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-        try:
-            temporary.write_bytes(data)
-            os.replace(temporary, target)
-        finally:
-            temporary.unlink(missing_ok=True)
+        with _local_output(uri) as sink:
+            sink.write(data)
         return uri
     filesystem, path = resolve(uri)
     with filesystem.open_output_stream(path) as sink:
@@ -180,15 +189,8 @@ def open_output(uri: str) -> Iterator[BinaryIO]:
     to `SPOOL_BYTES`, then a local temporary file) and uploaded at the end, because an upload
     stream, once opened, completes its object on close even after an error."""
     if is_local(uri):
-        target = local_path(uri)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-        try:
-            with temporary.open("wb") as sink:
-                yield cast(BinaryIO, sink)
-            os.replace(temporary, target)
-        finally:
-            temporary.unlink(missing_ok=True)
+        with _local_output(uri) as sink:
+            yield sink
         return
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
         yield cast(BinaryIO, spool)
