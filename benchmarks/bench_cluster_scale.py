@@ -87,21 +87,10 @@ def run_one(tier: str, size: str, repeat: int, *, s3, storage_confs, base_env, p
         run_tier(run, steps(DS, size), base_env=env, work=work, submit=None, python=python, timeout=3600, say=say)
         rows = impressions(run.root, python, env)
         return {"seconds": run.seconds, "peak_rss_mib": run.peak_driver_rss_mib, "impressions": rows}
-    isolate = sorted({str(REPO_ROOT / "lib"), str(work), *cluster_demo._editable_roots(python)})
-    with spark_cluster.spark_cluster(
-        workers=workers, cores_per_worker=1, memory_per_worker="1536m", isolate=isolate,
-        log_dir=Path(tempfile.mkdtemp(prefix="smar-scale-")), env={"PYTHONPATH": ""},
-    ) as cluster:  # fmt: skip
-        # One core per worker: an application asking for more would wait for cores that never come
-        # (spark.scheduler.minRegisteredResourcesRatio is 1 on the local cluster).
-        confs = cluster_demo.cluster_confs(storage_confs, driver_memory="1g", extra={"spark.cores.max": str(workers)})
-
-        def submit(step: Step, step_args: list[str]) -> list[str]:
-            return spark_cluster.submit_command(
-                cluster, cluster_demo.JOBS / f"{step.job}.py", [*step_args, "--engine", "cluster"],
-                confs=confs, py_files=[WHEEL], python=python,
-            )  # fmt: skip
-
+    with cluster_demo.local_cluster(work, python, workers=workers, storage_confs=storage_confs, driver_memory="1g") as (
+        cluster,
+        submit,
+    ):
         run_tier(
             run, steps(DS, size), base_env=base_env, work=work, submit=submit, python=python, timeout=3600, say=say
         )

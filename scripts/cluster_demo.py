@@ -32,7 +32,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -131,26 +132,36 @@ def cluster_confs(storage_confs: Mapping[str, str], *, driver_memory: str, extra
     )
 
 
-def run_logged(
-    cmd: Sequence[str], *, env: Mapping[str, str], cwd: Path, log: Path, timeout: float
-) -> tuple[int, float]:
-    """Run `cmd`, its output appended to `log`; returns (exit code, peak RSS of its process tree in MiB)."""
-    peak = 0.0
-    with open(log, "a") as handle:
-        handle.write(f"\n$ {' '.join(cmd)}\n")
-        handle.flush()
-        process = subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT, env=dict(env), cwd=cwd)
-        started = time.monotonic()
-        try:
-            while process.poll() is None:
-                peak = max(peak, sum(spark_cluster.tree_rss_mib(process.pid).values()))
-                if time.monotonic() - started > timeout:
-                    process.kill()
-                    break
-                time.sleep(0.5)
-        finally:
-            returncode = process.wait()
-    return returncode, peak
+#: Builds the spark-submit command line of one step (its arguments given) on the local cluster.
+Submitter = Callable[[Step, list[str]], list[str]]
+
+
+@contextmanager
+def local_cluster(
+    work: Path, python: Path, *, workers: int, storage_confs: Mapping[str, str], driver_memory: str,
+    extra_confs: Mapping[str, str] | None = None,
+) -> Iterator[tuple[spark_cluster.SparkCluster, Submitter]]:  # fmt: skip
+    """A standalone master and `workers` one-core workers on 127.0.0.1 (the last one isolated from
+    this checkout's `lib/`, the venv's own `smar` and `work` when root), and the submitter that runs
+    a step's `jobs/<job>.py` there from the wheel under `--engine cluster`; stopped on exit."""
+    isolate = sorted({str(REPO_ROOT / "lib"), str(work), *_editable_roots(python)})
+    with spark_cluster.spark_cluster(
+        workers=workers, cores_per_worker=1, memory_per_worker="1536m", isolate=isolate,
+        log_dir=Path(tempfile.mkdtemp(prefix="smar-cluster-")), env={"PYTHONPATH": ""},
+    ) as cluster:  # fmt: skip
+        # One core per worker: an application asking for more would wait for cores that never come
+        # (spark.scheduler.minRegisteredResourcesRatio is 1 on the local cluster).
+        confs = cluster_confs(
+            storage_confs, driver_memory=driver_memory, extra={"spark.cores.max": str(workers), **(extra_confs or {})}
+        )
+
+        def submit(step: Step, step_args: list[str]) -> list[str]:
+            return spark_cluster.submit_command(
+                cluster, JOBS / f"{step.job}.py", [*step_args, "--engine", "cluster"], confs=confs, py_files=[WHEEL],
+                python=python,
+            )  # fmt: skip
+
+        yield cluster, submit
 
 
 def run_tier(
@@ -159,7 +170,7 @@ def run_tier(
     *,
     base_env: Mapping[str, str],
     work: Path,
-    submit: Callable[[Step, list[str]], list[str]] | None,
+    submit: Submitter | None,
     python: Path,
     timeout: float,
     say: Callable[[str], None],
@@ -176,7 +187,7 @@ def run_tier(
         else:
             cmd = submit(step, args)
         started = time.monotonic()
-        code, peak = run_logged(cmd, env=env, cwd=work, log=log, timeout=timeout)
+        code, peak = spark_cluster.run_measured(cmd, env=env, cwd=work, log=log, timeout=timeout)
         seconds = time.monotonic() - started
         tier.seconds[step.job + (f"[{args[1]}]" if step.job == "ingest" else "")] = round(seconds, 1)
         tier.peak_driver_rss_mib[step.job] = max(tier.peak_driver_rss_mib.get(step.job, 0.0), round(peak))
@@ -338,24 +349,15 @@ def run_demo(
         tiers = {"cluster": TierRun("cluster", s3.uri("cluster"))}
         if embedded:
             tiers["embedded"] = TierRun("embedded", s3.uri("embedded"))
-        isolate = sorted({str(REPO_ROOT / "lib"), str(work), *_editable_roots(python)})
-        with spark_cluster.spark_cluster(
-            workers=workers, cores_per_worker=1, memory_per_worker="1536m", isolate=isolate,
-            log_dir=Path(tempfile.mkdtemp(prefix="smar-cluster-")), env={"PYTHONPATH": ""},
-        ) as cluster:  # fmt: skip
+        with local_cluster(
+            work, python, workers=workers, storage_confs=storage_confs, driver_memory=driver_memory,
+            extra_confs=extra_confs,
+        ) as (cluster, submit):  # fmt: skip
             timings["cluster_start_s"] = round(cluster.started_in_s, 1)
             timings["isolated_worker"] = cluster.isolated_worker or f"none: {cluster.isolation_skipped}"
             say(
                 f"cluster {cluster.master_url} up in {cluster.started_in_s:.1f} s; isolated: {timings['isolated_worker']}"
             )
-            confs = cluster_confs(storage_confs, driver_memory=driver_memory, extra=extra_confs or {})
-
-            def submit(step: Step, step_args: list[str]) -> list[str]:
-                return spark_cluster.submit_command(
-                    cluster, JOBS / f"{step.job}.py", [*step_args, "--engine", "cluster"], confs=confs, py_files=[WHEEL],
-                    python=python,
-                )  # fmt: skip
-
             steps = pipeline(ds, size, f"{tiers['cluster'].root}/reports", mode=mode)
             run_tier(tiers["cluster"], steps, base_env=base_env, work=work, submit=submit, python=python,
                      timeout=timeout, say=say)  # fmt: skip

@@ -168,6 +168,29 @@ def tree_rss_mib(pid: int) -> dict[int, float]:
     return {p: size for p, size in sizes.items() if size > 0}
 
 
+def run_measured(
+    cmd: Sequence[str], *, env: Mapping[str, str], cwd: Path, log: Path, timeout: float
+) -> tuple[int, float]:
+    """Run `cmd` (a spark-submit, say), its output appended to `log`, killed after `timeout`
+    seconds; returns (exit code, peak RSS in MiB of its process tree: the driver JVM and Python)."""
+    peak = 0.0
+    with open(log, "a") as handle:
+        handle.write(f"\n$ {' '.join(cmd)}\n")
+        handle.flush()
+        process = subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT, env=dict(env), cwd=cwd)
+        started = time.monotonic()
+        try:
+            while process.poll() is None:
+                peak = max(peak, sum(tree_rss_mib(process.pid).values()))
+                if time.monotonic() - started > timeout:
+                    process.kill()
+                    break
+                time.sleep(0.5)
+        finally:
+            returncode = process.wait()
+    return returncode, peak
+
+
 def _descendants(pid: int) -> list[int]:
     children = []
     try:

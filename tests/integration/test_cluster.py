@@ -150,17 +150,8 @@ def test_a_demo_day_runs_on_the_cluster_with_a_1g_driver(
             local_cluster, jobs / f"{job}.py", [*args, "--engine", "cluster"], confs=confs, py_files=[smar_py_files]
         )
         log_path = tmp_path / f"{job}.log"
-        started, peak = time.monotonic(), 0.0
-        with open(log_path, "w") as log_file:
-            process = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
-            try:
-                while process.poll() is None and time.monotonic() - started < 900:
-                    peak = max(peak, sum(spark_cluster.tree_rss_mib(process.pid).values()))
-                    time.sleep(0.5)
-            finally:
-                if process.poll() is None:
-                    process.kill()
-                returncode = process.wait()
+        started = time.monotonic()
+        returncode, peak = spark_cluster.run_measured(cmd, env=env, cwd=tmp_path, log=log_path, timeout=900)
         peaks[job], seconds[job] = round(peak), round(time.monotonic() - started, 1)
         assert returncode == 0, f"{job}: {log_path.read_text(errors='replace')[-6000:]}"
     record("demo_day_1g_driver", seconds=seconds, peak_driver_tree_rss_mib=peaks)
