@@ -1,0 +1,155 @@
+"""Issue 16 levers on smar_merge's self-training, on VALIDATION queries only (test never scored).
+
+Variants, each trained on the budgeted `page_train` labels (strategy `top`) and early-stopped on
+the budgeted `page_valid` labels as the sweep trains, scored on the 78 `page_valid` queries
+against their full hidden truth:
+
+* `teacher`: the calibrated merge alone (smar_merge_cm);
+* `shipped`: smar_merge as shipped (one teacher, isotonic pseudo-grades, one residual student);
+* `click_teacher`: the pseudo-grades come from the teacher's score combined with the training
+  pages' own click evidence (pooled over the window per (query, item): log clicks over expected
+  examinations, the examination curve fitted on the exploration traffic as the replay fits it;
+  mean log dwell of the clicks; whether it was ever clicked). The combination is a least-squares
+  fit on the labelled candidates, then the same isotonic map onto the grades. Clicks of training
+  queries only: the student never sees a click at serving time;
+* `teacher_ens3`, `student_ens3`, `ens_teacher_ens_student`: three seeds' models, their
+  standardised scores averaged (teachers for the pseudo-grades, students for serving);
+* `round2`: a second round, the first student's scores grading the candidates for a new student.
+
+    PYTHONPATH=lib python scripts/reranker_levers/self_training_variants.py --budgets 0.1,0.3 --seeds 0,1,2
+
+Needs the prepared pages of `levers.py prepare` (LEVERS_WORK, default /tmp/wh16) and its
+warehouse (SMAR_WAREHOUSE). One JSON line per budget is printed and appended to
+levers_validation.jsonl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from deltalake import DeltaTable
+from numpy.typing import NDArray
+
+from smar.replay.propensities import estimate_examination_curve
+from smar.reranker.merge_selection import merge_config, pseudo_labelled
+from smar.reranker.store import PageStore, restrict_to_budget
+from smar.reranker.training import TrainingConfig, mean_ndcg, score_store, train_reranker
+
+HERE = Path(__file__).resolve().parent
+WORK = Path(os.environ.get("LEVERS_WORK", "/tmp/wh16"))
+ENSEMBLE = 3
+
+
+def click_evidence(warehouse: str) -> pd.DataFrame:
+    """Per (query_id, item_id) over the window: log((clicks + 1) / (expected examinations +
+    1 / mean CTR)) (smoothed towards the mean), mean log dwell of its clicks, ever clicked."""
+    logs = DeltaTable(f"{warehouse}/bronze/search_logs").to_pandas(
+        columns=["ds", "request_id", "query_id", "item_id", "modality", "position", "production_score", "clicked",
+                 "dwell_seconds"]
+    )  # fmt: skip
+    curve, _, _ = estimate_examination_curve(logs, n_bootstrap=100)
+    gamma = curve.examination
+    logs["examined"] = gamma[np.clip(logs["position"].to_numpy() - 1, 0, len(gamma) - 1)]
+    logs["log_dwell"] = np.log(logs["dwell_seconds"])
+    mean_ctr = logs["clicked"].sum() / logs["examined"].sum()
+    stats = logs.groupby(["query_id", "item_id"]).agg(
+        clicks=("clicked", "sum"), examined=("examined", "sum"), log_dwell=("log_dwell", "mean")
+    )
+    stats["log_coec"] = np.log((stats["clicks"] + 1.0) / (stats["examined"] + 1.0 / mean_ctr))
+    return stats.reset_index()
+
+
+def click_matrix(store: PageStore, evidence: pd.DataFrame) -> NDArray[np.float64]:
+    frame = store.item_frame()[["query_id", "item_id"]].merge(evidence, on=["query_id", "item_id"], how="left")
+    # Every candidate was shown at least once (pages are built from the logs).
+    if frame["log_coec"].isna().any():
+        raise ValueError("a candidate has no logged impression")
+    clicked = frame["log_dwell"].notna().to_numpy()
+    return np.column_stack(
+        [
+            frame["log_coec"].to_numpy(),
+            np.where(clicked, frame["log_dwell"].to_numpy(), 0.0),
+            clicked.astype(np.float64),
+        ]
+    )
+
+
+def standardised_mean(scores: list[NDArray[np.floating]]) -> NDArray[np.float32]:
+    return np.mean([(s - s.mean()) / (s.std() + 1e-9) for s in scores], axis=0).astype(np.float32)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--labels", default="oracle", choices=("oracle", "noisy"))
+    parser.add_argument("--budgets", default="0.1,0.3")
+    parser.add_argument("--seeds", default="0,1,2")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    data = pickle.loads((WORK / f"pages-{args.labels}.pkl").read_bytes())
+    pages, truth = data["pages"], data["validation_truth"]
+    evidence = click_evidence(os.environ.get("SMAR_WAREHOUSE", str(WORK / "warehouse")))
+
+    def fit(store: PageStore, validation: PageStore, seed: int, candidate: str) -> torch.nn.Module:
+        config = merge_config(TrainingConfig(seed=seed, device="cpu"), candidate)
+        return train_reranker(store, validation, config, progress=False).model
+
+    def ndcg(scores: NDArray[np.floating]) -> float:
+        return round(mean_ndcg(pages.validation, np.asarray(scores, np.float32), truth), 4)
+
+    for budget in [float(b) for b in args.budgets.split(",")]:
+        results: dict[str, list[float]] = {}
+        started = time.perf_counter()
+        for seed in [int(s) for s in args.seeds.split(",")]:
+            train = restrict_to_budget(pages.train, strategy="top", budget=budget, seed=seed)
+            validation = restrict_to_budget(pages.validation, strategy="top", budget=budget, seed=seed + 1)
+            seeds = [seed + 100 * k for k in range(ENSEMBLE)]
+            teachers = [fit(train, validation, s, "calibrated_merge") for s in seeds]
+            on_train = [score_store(t, train) for t in teachers]
+            students = [fit(pseudo_labelled(train, on_train[0]), validation, s, "residual_merge") for s in seeds]
+            ensemble_pseudo = pseudo_labelled(train, standardised_mean(on_train))
+            ensemble_students = [fit(ensemble_pseudo, validation, s, "residual_merge") for s in seeds]
+            second = fit(pseudo_labelled(train, score_store(students[0], train)), validation, seed, "residual_merge")
+            labelled = train.label_mask
+            design = np.column_stack([np.ones(train.n_items), click_matrix(train, evidence), on_train[0]])
+            coefficients, *_ = np.linalg.lstsq(design[labelled], train.labels[labelled], rcond=None)
+            click_pseudo = pseudo_labelled(train, (design @ coefficients).astype(np.float32))
+            click_student = fit(click_pseudo, validation, seed, "residual_merge")
+            row = {
+                "teacher": ndcg(score_store(teachers[0], pages.validation)),
+                "teacher_ens3": ndcg(standardised_mean([score_store(t, pages.validation) for t in teachers])),
+                "shipped": ndcg(score_store(students[0], pages.validation)),
+                "student_ens3": ndcg(standardised_mean([score_store(s, pages.validation) for s in students])),
+                "ens_teacher_ens_student": ndcg(
+                    standardised_mean([score_store(s, pages.validation) for s in ensemble_students])
+                ),
+                "round2": ndcg(score_store(second, pages.validation)),
+                "click_teacher": ndcg(score_store(click_student, pages.validation)),
+            }
+            for name, value in row.items():
+                results.setdefault(name, []).append(value)
+            print(budget, seed, row, flush=True)
+        record = {
+            "name": "self_training_variants",
+            "labels": args.labels,
+            "strategy": "top",
+            "budget": budget,
+            "seeds": [int(s) for s in args.seeds.split(",")],
+            "valid_ndcg": {name: round(float(np.mean(values)), 4) for name, values in results.items()},
+            "per_seed": results,
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+        print(json.dumps(record), flush=True)
+        with (HERE / "levers_validation.jsonl").open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+
+if __name__ == "__main__":
+    main()
