@@ -91,6 +91,7 @@ def main() -> None:
     parser.add_argument("--labels", default="oracle", choices=("oracle", "noisy"))
     parser.add_argument("--budgets", default="0.1,0.3")
     parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--early-stopping", action="store_true", help="only shipped and pseudo_validation")
     args = parser.parse_args()
     torch.set_num_threads(1)
     data = pickle.loads((WORK / f"pages-{args.labels}.pkl").read_bytes())
@@ -110,6 +111,22 @@ def main() -> None:
         for seed in [int(s) for s in args.seeds.split(",")]:
             train = restrict_to_budget(pages.train, strategy="top", budget=budget, seed=seed)
             validation = restrict_to_budget(pages.validation, strategy="top", budget=budget, seed=seed + 1)
+            if args.early_stopping:
+                teacher = fit(train, validation, seed, "calibrated_merge")
+                pseudo_train = pseudo_labelled(train, score_store(teacher, train))
+                pseudo_valid = pseudo_labelled(validation, score_store(teacher, validation))
+                row = {
+                    "shipped": ndcg(
+                        score_store(fit(pseudo_train, validation, seed, "residual_merge"), pages.validation)
+                    ),
+                    "pseudo_validation": ndcg(
+                        score_store(fit(pseudo_train, pseudo_valid, seed, "residual_merge"), pages.validation)
+                    ),
+                }
+                for name, value in row.items():
+                    results.setdefault(name, []).append(value)
+                print(budget, seed, row, flush=True)
+                continue
             seeds = [seed + 100 * k for k in range(ENSEMBLE)]
             teachers = [fit(train, validation, s, "calibrated_merge") for s in seeds]
             on_train = [score_store(t, train) for t in teachers]
@@ -137,7 +154,7 @@ def main() -> None:
                 results.setdefault(name, []).append(value)
             print(budget, seed, row, flush=True)
         record = {
-            "name": "self_training_variants",
+            "name": "self_training_variants" + (" early_stopping" if args.early_stopping else ""),
             "labels": args.labels,
             "strategy": "top",
             "budget": budget,
