@@ -19,7 +19,7 @@ against their full hidden truth:
     PYTHONPATH=lib python scripts/reranker_levers/self_training_variants.py --budgets 0.1,0.3 --seeds 0,1,2
 
 Needs the prepared pages of `levers.py prepare` (LEVERS_WORK, default /tmp/wh16) and its
-warehouse (SMAR_WAREHOUSE). One JSON line per budget is printed and appended to
+warehouse (SMAR_WAREHOUSE, read through smar.lake). One JSON line per budget is printed and appended to
 levers_validation.jsonl.
 """
 
@@ -35,9 +35,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from deltalake import DeltaTable
 from numpy.typing import NDArray
 
+from smar.lake import Lakehouse
 from smar.replay.propensities import estimate_examination_curve
 from smar.reranker.merge_selection import merge_config, pseudo_labelled
 from smar.reranker.store import PageStore, restrict_to_budget
@@ -48,13 +48,12 @@ WORK = Path(os.environ.get("LEVERS_WORK", "/tmp/wh16"))
 ENSEMBLE = 3
 
 
-def click_evidence(warehouse: str) -> pd.DataFrame:
+def click_evidence() -> pd.DataFrame:
     """Per (query_id, item_id) over the window: log((clicks + 1) / (expected examinations +
     1 / mean CTR)) (smoothed towards the mean), mean log dwell of its clicks, ever clicked."""
-    logs = DeltaTable(f"{warehouse}/bronze/search_logs").to_pandas(
-        columns=["ds", "request_id", "query_id", "item_id", "modality", "position", "production_score", "clicked",
-                 "dwell_seconds"]
-    )  # fmt: skip
+    columns = ["ds", "request_id", "query_id", "item_id", "modality", "position", "production_score", "clicked",
+               "dwell_seconds"]  # fmt: skip
+    logs = Lakehouse(None).read_arrow("bronze.search_logs").select(columns).to_pandas()
     curve, _, _ = estimate_examination_curve(logs, n_bootstrap=100)
     gamma = curve.examination
     logs["examined"] = gamma[np.clip(logs["position"].to_numpy() - 1, 0, len(gamma) - 1)]
@@ -96,7 +95,7 @@ def main() -> None:
     torch.set_num_threads(1)
     data = pickle.loads((WORK / f"pages-{args.labels}.pkl").read_bytes())
     pages, truth = data["pages"], data["validation_truth"]
-    evidence = click_evidence(os.environ.get("SMAR_WAREHOUSE", str(WORK / "warehouse")))
+    evidence = click_evidence()
 
     def fit(store: PageStore, validation: PageStore, seed: int, candidate: str) -> torch.nn.Module:
         config = merge_config(TrainingConfig(seed=seed, device="cpu"), candidate)
