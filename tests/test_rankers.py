@@ -42,6 +42,7 @@ from smar.single_modal.rankers.features import (
 from smar.single_modal.rankers.models import RankerConfig, build_ranker, default_config
 from smar.single_modal.rankers.training import (
     ValidationData,
+    inverse_propensity_weights,
     make_pairs,
     ndcg_at_10_within_groups,
     pairwise_hinge_loss,
@@ -375,6 +376,49 @@ def test_pairwise_hinge_loss_hand_computed():
     preferred = torch.tensor([1.3, 3.0, 0.0])
     other = torch.tensor([1.0, 1.0, 0.5])
     assert pairwise_hinge_loss(preferred, other).item() == pytest.approx(2.2 / 3)
+
+
+def test_weighted_pairwise_hinge_loss_is_the_weighted_mean():
+    # hinges 0.7, 0, 1.5 with weights 1, 5, 2: (0.7 + 0 + 3.0) / 8
+    preferred = torch.tensor([1.3, 3.0, 0.0])
+    other = torch.tensor([1.0, 1.0, 0.5])
+    weights = torch.tensor([1.0, 5.0, 2.0])
+    assert pairwise_hinge_loss(preferred, other, weights=weights).item() == pytest.approx(3.7 / 8)
+    # equal weights give the plain mean
+    assert pairwise_hinge_loss(preferred, other, weights=torch.full((3,), 4.0)).item() == pytest.approx(2.2 / 3)
+
+
+def test_inverse_propensity_weights_hand_computed_and_capped():
+    examination = [1.0, 0.5, 0.25, 0.05]
+    # slot 1 -> 1, slot 2 -> 2, slot 3 -> 4, slot 4 -> 20 capped at 10, slot 9 -> past the curve: its last value
+    weights = inverse_propensity_weights([1, 2, 3, 4, 9], examination, clip=10.0)
+    np.testing.assert_allclose(weights, [1.0, 2.0, 4.0, 10.0, 10.0])
+    with pytest.raises(ValueError, match="1-based"):
+        inverse_propensity_weights([0], examination)
+    with pytest.raises(ValueError, match="positive"):
+        inverse_propensity_weights([1], [1.0, 0.0])
+
+
+def test_row_weights_change_training_and_bad_weights_are_refused(synthetic):
+    # Given the answer rows, trained without and with weights that favour some requests' pairs
+    train, held_out = _split(synthetic, "answer")
+    encode = FakeTextEncoder()
+    features = build_feature_arrays(train, "answer", encode=encode)
+    held_out_features = build_feature_arrays(held_out, "answer", encode=encode)
+    labels, groups = preference_labels(train), train["request_id"].to_numpy()
+    weights = np.where(np.arange(len(labels)) % 2 == 0, 10.0, 0.1)
+
+    def scores_for(row_weights: np.ndarray | None) -> np.ndarray:
+        model, _ = train_ranker(
+            "answer", features, groups, labels, seed=5, epochs=2, batch_size=64, device="cpu", row_weights=row_weights
+        )
+        return score_frame(model, held_out_features, device="cpu")
+
+    # Then equal weights train exactly as no weights, unequal ones differently
+    np.testing.assert_allclose(scores_for(np.ones(len(labels))), scores_for(None), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(scores_for(weights), scores_for(None))
+    with pytest.raises(ValueError, match="one positive finite weight per row"):
+        scores_for(np.zeros(len(labels)))
 
 
 def test_ndcg_at_10_hand_computed_with_stable_ties_and_empty_groups():

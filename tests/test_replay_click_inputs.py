@@ -13,6 +13,7 @@ import pytest
 from smar.contracts import load_contract
 from smar.errors import InputRefused
 from smar.ingest.generator import generate_day
+from smar.propensities import exploration_rows, identify_exploration_pages, position_counts
 from smar.replay.click_inputs import (
     exploration_pages,
     production_positions,
@@ -21,7 +22,6 @@ from smar.replay.click_inputs import (
     window_traffic,
 )
 from smar.replay.oracle_clicks import attach_true_attractiveness
-from smar.replay.propensities import exploration_rows, identify_exploration_pages, position_counts
 from smar.storage.uris import join
 
 DAYS = ("2026-10-31", "2026-11-01")

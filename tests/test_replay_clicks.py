@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from smar.metrics.bootstrap import BootstrapConfig
+from smar.propensities import ExaminationCurve, PositionCounts
 from smar.replay.clicks import ClickConfig, replay_clicks
 from smar.replay.decision import decide
-from smar.replay.propensities import ExaminationCurve, PositionCounts
 from smar.vocabulary import CLICKS_PBM_IPS, CLICKS_PBM_SN, ORACLE_CLICKS
 
 FAST = BootstrapConfig(n_resamples=200)

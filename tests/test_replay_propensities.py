@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from smar.errors import InputRefused
-from smar.replay.propensities import (
+from smar.propensities import (
     PositionCounts,
     PropensityFitError,
     _pava_decreasing,
@@ -119,7 +119,7 @@ def test_position_counts_and_version() -> None:
 
 
 def test_generator_days_give_the_true_exponent() -> None:
-    from smar.replay.propensities import estimate_examination_curve
+    from smar.propensities import estimate_examination_curve
     from smar.replay.simulation import simulate_logs
 
     sim = simulate_logs("demo", ["2026-10-30", "2026-10-31", "2026-11-01"])

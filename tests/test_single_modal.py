@@ -13,13 +13,14 @@ from pyspark.sql import functions as F
 from smar.config import SmarSettings
 from smar.ingest.jobs import run_ingest
 from smar.lake import Lakehouse
+from smar.propensities import PropensityFitError
 from smar.single_modal.evaluation import evaluate_against_baselines
 from smar.single_modal.jobs import score_single_modal, train_single_modal
 from smar.single_modal.list_features import production_percentile
 from smar.single_modal.rankers.artifacts import RankerArtifactError, artifact_load_count, clear_ranker_cache
 from smar.single_modal.rankers.encoder import encode_unique, rows_encoded_count
 from smar.single_modal.rankers.features import item_texts
-from smar.single_modal.registry import single_modal_dir
+from smar.single_modal.registry import current_model_version, single_modal_dir
 from smar.single_modal.scoring import score_batch
 from smar.storage.uris import local_path
 from smar.vocabulary import MODALITIES
@@ -232,3 +233,19 @@ def test_scoring_a_day_that_cannot_be_scored_writes_only_the_rejects(spark, trai
         assert lake.version("silver.single_modal_scores") == scores_version
     finally:
         run_ingest(spark, lake, ds=DS, source="generator", size="tiny", seed=5, run_quality_checks=False)
+
+
+def test_position_debiasing_needs_exploration_traffic_and_registers_nothing_without_it(spark, trained):
+    # Given the tiny day (28 requests: one or two randomised exploration pages) and the
+    # inverse-propensity setting, which needs the examination curve of that traffic
+    lake, summary = trained
+    debiased = Lakehouse(spark, lake.settings.model_copy(update={"ranker_position_debias": "inverse_propensity"}))
+    registered_before = sorted(path.name for path in local_path(single_modal_dir(lake)).iterdir() if path.is_dir())
+    # When the rankers are trained with it
+    # Then training is refused with the reason (not silently trained on the biased loss)
+    with pytest.raises(PropensityFitError, match="exploration pages"):
+        train_single_modal(debiased, ds_list=[DS], epochs=1, seed=0)
+    # and nothing is registered: the current rankers stay the ones trained without it
+    registered = sorted(path.name for path in local_path(single_modal_dir(lake)).iterdir() if path.is_dir())
+    assert registered == registered_before
+    assert current_model_version(lake) == summary.model_version

@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "smar.predicates": 2,
     "smar.splits": 2,
     "smar.metrics": 2,
+    "smar.propensities": 2,
     "smar.storage": 2,
     "smar.lake": 3,
     "smar.sampling": 3,

@@ -63,6 +63,12 @@ class SmarSettings(BaseSettings):
         description="Ingest fails (writing only the rejects) when more than this fraction of rows is refused.",
     )
     seed: int = Field(default=20251016, description="Default seed for generators and training.")
+    ranker_position_debias: Literal["none", "inverse_propensity"] = Field(
+        default="none",
+        description="How train-single-modal corrects the clicks' position bias: none, or "
+        "inverse_propensity (each pair weighted by 1 / P(examined) of its clicked item's slot, the "
+        "examination curve fitted on the window's randomised exploration traffic).",
+    )
     max_training_queries: int = Field(
         default=20_000,
         ge=1,

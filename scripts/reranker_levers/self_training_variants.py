@@ -38,7 +38,7 @@ import torch
 from numpy.typing import NDArray
 
 from smar.lake import Lakehouse
-from smar.replay.propensities import estimate_examination_curve
+from smar.propensities import estimate_examination_curve
 from smar.reranker.merge_selection import merge_config, pseudo_labelled
 from smar.reranker.store import PageStore, restrict_to_budget
 from smar.reranker.training import TrainingConfig, mean_ndcg, score_store, train_reranker

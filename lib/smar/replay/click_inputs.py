@@ -2,7 +2,7 @@
 propensities and click-model rows of the direct method, and the simulator's truth.
 
 Heavy work stays in Spark: exploration pages are identified there (`exploration_pages`, the
-Spark form of `smar.replay.propensities.identify_exploration_pages`, tested against it), and only
+Spark form of `smar.propensities.identify_exploration_pages`, tested against it), and only
 the exploration rows (about 5% of the window), per-pair production positions of the scope's
 queries, and a bounded sample of click-model rows are collected.
 """
@@ -20,6 +20,7 @@ from pyspark.sql import functions as F
 
 from smar.errors import InputRefused
 from smar.lake import Lakehouse
+from smar.propensities import EXPLORATION_FLAG, ExaminationCurve, PositionCounts, position_counts
 from smar.replay.click_model import (
     FEATURE_NAMES,
     attractiveness_features,
@@ -27,7 +28,6 @@ from smar.replay.click_model import (
 )
 from smar.replay.estimators import mixture_logging_propensity
 from smar.replay.oracle_clicks import attach_true_attractiveness
-from smar.replay.propensities import EXPLORATION_FLAG, ExaminationCurve, PositionCounts, position_counts
 from smar.splits import query_split_column
 
 log = logging.getLogger(__name__)

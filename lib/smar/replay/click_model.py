@@ -5,7 +5,7 @@ attractiveness per impression, from a model fitted *outside* the replay scope (t
 splits of the window), so that the scope's own clicks enter only through the correction term:
 
 * `fit_attractiveness_model`: P(click) = gamma_p * sigmoid(x . beta + b0), maximum likelihood with
-  gamma from the exploration curve (`smar.replay.propensities`);
+  gamma from the exploration curve (`smar.propensities`);
 * `attractiveness_features`: per impression, features that do not depend on the logged position:
   modality one-hot, the item's rank by production_score inside its modality on the page scaled to
   (0, 1], the user's affinity for the item's modality (bronze.users dense_features[0:4], the

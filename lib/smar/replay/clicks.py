@@ -2,7 +2,7 @@
 
 Input: the scope's impressions (one row per logged impression: ds, request_id, query_id,
 item_id, position, clicked, control_rank, candidate_rank) and an examination curve fitted on
-the randomised traffic of a documented window (`smar.replay.propensities`, stored in
+the randomised traffic of a documented window (`smar.propensities`, stored in
 gold.click_propensities). Output: one summary row per (label source, k) in the shape of
 gold.replay_metrics (metric `clicks`), with `reliable`, `unreliable_reason` and `mde`, and every
 gate that decided `reliable` (`smar.replay.gates`).
@@ -33,6 +33,7 @@ from pydantic import Field
 
 from smar.config import FrozenConfig
 from smar.metrics.bootstrap import BootstrapConfig, PairedDelta
+from smar.propensities import ExaminationCurve, FitMethod
 from smar.replay.estimators import (
     QueryAggregation,
     direct_method_terms,
@@ -57,7 +58,6 @@ from smar.replay.gates import (
 from smar.replay.measures import ALL_SEGMENT, ARMS, CLICKS
 from smar.replay.oracle_clicks import expected_clicks_at_k
 from smar.replay.power import minimum_detectable_effect
-from smar.replay.propensities import ExaminationCurve, FitMethod
 from smar.vocabulary import CLICKS_DM, CLICKS_IIDR, CLICKS_PBM_IPS, CLICKS_PBM_SN, ORACLE_CLICKS
 
 #: Columns of a click summary row: gold.replay_metrics' values plus the reliability columns.

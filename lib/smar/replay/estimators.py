@@ -3,7 +3,7 @@
 Notation, per logged impression j (one item shown on one logged page n of query q):
 c_j the logged click, p_j the logged position, t_j the rank the evaluated arm gives the item on
 that page, gamma_r the examination probability of rank r (gamma_1 = 1; from randomised traffic,
-`smar.replay.propensities`), alpha_j the item's attractiveness for that request. The PBM says
+`smar.propensities`), alpha_j the item's attractiveness for that request. The PBM says
 E[c_j] = gamma_{p_j} alpha_j, and the arm's expected clicks@k on page n is
 
     V_n = sum_{j in n} [t_j <= k] gamma_{t_j} alpha_j.

@@ -33,6 +33,7 @@ from smar.config import FrozenConfig
 from smar.errors import InputRefused
 from smar.lake import Lakehouse
 from smar.metrics.bootstrap import BootstrapConfig
+from smar.propensities import ExaminationCurve, curve_version, fit_examination_curve
 from smar.replay.click_inputs import WindowTraffic, doubly_robust_inputs, true_attractiveness, window_traffic
 from smar.replay.clicks import ClickConfig, ClickReplay, replay_clicks
 from smar.replay.decision import Decision, DecisionConfig, decide
@@ -40,7 +41,6 @@ from smar.replay.inputs import NamedRanking, RankingSource, ReplayInputs, build_
 from smar.replay.measures import ALL_SEGMENT, NDCG, SUMMARY_COLUMNS, MetricConfig
 from smar.replay.per_query import per_query_metrics, summarize
 from smar.replay.power import minimum_detectable_effect
-from smar.replay.propensities import ExaminationCurve, curve_version, fit_examination_curve
 from smar.replay.report import CurveContext, ReportContext, write_report
 from smar.reranker.registry import git_commit
 from smar.storage.files import staged_folder

@@ -7,7 +7,7 @@ model (PBM) fitted by EM, as in Chuklin, Markov and de Rijke, "Click Models for 
 
 The replay itself no longer uses the EM: fitted on logs whose production order never moves an
 item, the curve is not identified (docs/replay.md). It estimates the curve from randomised traffic
-instead (`smar.replay.propensities`). `ips` and `snips` stay for sources with logged propensities.
+instead (`smar.propensities`). `ips` and `snips` stay for sources with logged propensities.
 """
 
 from __future__ import annotations

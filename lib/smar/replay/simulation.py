@@ -23,15 +23,15 @@ import pandas as pd
 
 from smar.ingest.generator import GeneratorConfig, SizeName, build_world, generate_day
 from smar.metrics.bootstrap import BootstrapConfig
-from smar.replay.clicks import ClickConfig, replay_clicks
-from smar.replay.oracle_clicks import true_attractiveness, true_examination
-from smar.replay.propensities import (
+from smar.propensities import (
     PropensityFitError,
     exploration_rows,
     fit_examination_curve,
     identify_exploration_pages,
     position_counts,
 )
+from smar.replay.clicks import ClickConfig, replay_clicks
+from smar.replay.oracle_clicks import true_attractiveness, true_examination
 from smar.splits import query_split
 from smar.vocabulary import CLICKS_PBM_IPS, CLICKS_PBM_SN, MODALITIES, ORACLE_CLICKS
 

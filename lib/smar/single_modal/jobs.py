@@ -99,7 +99,13 @@ def train_single_modal(
     from smar.single_modal.rankers.artifacts import RankerMetadata, save_ranker
     from smar.single_modal.rankers.features import join_impressions_with_items
     from smar.single_modal.rankers.models import default_config
-    from smar.single_modal.rankers.training import ValidationData, preference_labels, score_frame, train_ranker
+    from smar.single_modal.rankers.training import (
+        ValidationData,
+        inverse_propensity_weights,
+        preference_labels,
+        score_frame,
+        train_ranker,
+    )
 
     epochs = DEFAULT_EPOCHS if epochs is None else epochs
 
@@ -144,6 +150,17 @@ def train_single_modal(
         truth = truth.sort_values(["ds", "query_id", "item_id"], kind="stable").drop_duplicates(["query_id", "item_id"])
         truth = truth[["query_id", "item_id", "grade"]].reset_index(drop=True)
 
+    debias = lake.settings.ranker_position_debias
+    examination = None
+    if debias == "inverse_propensity":
+        from smar.propensities import estimate_examination_curve
+
+        # The curve comes from the randomised pages among the rows read; a window without them
+        # cannot be debiased, and that is an error (PropensityFitError says why), not a silent
+        # fallback to the biased loss.
+        curve, _, _ = estimate_examination_curve(logs, n_bootstrap=100, seed=seed)
+        examination = curve.examination
+        log.info("train-single-modal: pairs weighted by 1 / P(examined | slot), gamma = %s", np.round(examination, 3))
     logs["split"] = logs["query_id"].map(query_split)
     logs["bucket"] = logs["query_id"].map(query_bucket)
     joined = join_impressions_with_items(logs, items.drop_duplicates(["ds", "item_id"]))
@@ -156,6 +173,8 @@ def train_single_modal(
             "seed": seed,
             "epochs": epochs,
             "extra_statistics": EXTRA_STATISTICS,
+            # Only when on, so that the versions of rankers trained without it do not change.
+            **({"position_debias": debias} if debias != "none" else {}),
         }
     )
     artifact_dir = model_version_dir(lake, model_version)
@@ -196,6 +215,9 @@ def train_single_modal(
             batch_size=batch_size,
             device=device,
             validation=validation,
+            row_weights=(
+                None if examination is None else inverse_propensity_weights(train_rows["position"], examination)
+            ),
         )
         evaluation_frame = test_rows.copy()
         evaluation_frame["grade"] = grades_of(test_rows, truth)
@@ -230,6 +252,7 @@ def train_single_modal(
                 "training_days": sorted(ds_list),
                 "sample": sample.describe(),
                 "label_source": evaluation.label_source,
+                "position_debias": debias,
             },
         )
         save_ranker(model, join(artifact_dir, modality), metadata=metadata)

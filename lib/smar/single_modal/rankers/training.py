@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 #: Dwell (seconds) from which a click counts as a satisfied, "long" click.
 DEFAULT_LONG_DWELL_SECONDS = 30.0
+#: The largest inverse-propensity weight of a pair (`inverse_propensity_weights`).
+DEFAULT_PROPENSITY_CLIP = 10.0
 
 
 class ValidationData(NamedTuple):
@@ -104,9 +106,35 @@ def make_pairs(
     return np.concatenate(chunks).astype(np.int64)
 
 
-def pairwise_hinge_loss(preferred_scores: Tensor, other_scores: Tensor, *, margin: float = 1.0) -> Tensor:
-    """mean(max(0, margin - (preferred - other))) over pairs; both inputs are [P]."""
-    return torch.clamp(margin - (preferred_scores - other_scores), min=0.0).mean()
+def pairwise_hinge_loss(
+    preferred_scores: Tensor, other_scores: Tensor, *, margin: float = 1.0, weights: Tensor | None = None
+) -> Tensor:
+    """mean(max(0, margin - (preferred - other))) over pairs; both inputs are [P]. With `weights`
+    [P], the weighted mean sum(w * hinge) / sum(w)."""
+    hinge = torch.clamp(margin - (preferred_scores - other_scores), min=0.0)
+    if weights is None:
+        return hinge.mean()
+    return (weights * hinge).sum() / weights.sum().clamp_min(1e-12)
+
+
+def inverse_propensity_weights(
+    positions: ArrayLike, examination: ArrayLike, *, clip: float = DEFAULT_PROPENSITY_CLIP
+) -> NDArray[np.float64]:
+    """1 / P(examined | position) per row, capped at `clip`: the weight of a pair whose preferred
+    item was clicked at that position (Joachims, Swaminathan and Schnabel 2017, propensity-weighted
+    ranking SVM). Under the position-based model a click at a rarely examined position stands for
+    many unseen ones; without the weight, pairs teach the production order (clicks pile up on the
+    top slots whatever the item). `examination[r - 1]` is gamma_r (smar.propensities);
+    positions past its end take its last value. The cap bounds the variance of the deep slots."""
+    gamma = np.asarray(examination, dtype=np.float64)
+    rows = np.asarray(positions, dtype=np.int64)
+    if gamma.ndim != 1 or len(gamma) == 0 or (gamma <= 0).any():
+        raise ValueError("examination must be a non-empty 1-d array of positive probabilities")
+    if (rows < 1).any():
+        raise ValueError("positions are 1-based")
+    if clip < 1:
+        raise ValueError(f"clip must be >= 1, got {clip}")
+    return np.minimum(1.0 / gamma[np.minimum(rows, len(gamma)) - 1], clip)
 
 
 def _ndcg_at_k(scores: ArrayLike, grades: ArrayLike, group_ids: ArrayLike, *, k: int) -> float:
@@ -197,13 +225,15 @@ def train_ranker(
     weight_decay: float = 1e-4,
     max_pairs_per_group: int | None = 64,
     margin: float = 1.0,
+    row_weights: ArrayLike | None = None,
 ) -> tuple[SingleModalRanker, list[dict[str, Any]]]:
     """Train one modality's ranker with the pairwise hinge loss on pairs inside each request.
 
     `features` holds one modality's rows; `labels` are preference values (`preference_labels`).
     `batch_size` counts pairs. Pairs are re-sampled every epoch (up to `max_pairs_per_group` per
     request). With `validation`, NDCG@10 is logged per epoch and the best epoch's weights are
-    returned. Deterministic for a given seed on CPU. Training stays in float32 (the head is small;
+    returned. `row_weights` [N] (e.g. `inverse_propensity_weights`) weighs each pair by the
+    weight of its preferred row. Deterministic for a given seed on CPU. Training stays in float32 (the head is small;
     AMP would only add loss scaling). Returns (model in eval mode on `device`, history: one dict
     per epoch with epoch, pairs, train_loss and, with validation, validation_ndcg_at_10).
     """
@@ -223,6 +253,13 @@ def train_ranker(
         raise ValueError(
             f"rows differ: features {_row_count(tensors)}, request_ids {len(groups)}, labels {len(label_values)}"
         )
+
+    weights = None
+    if row_weights is not None:
+        weight_values = np.asarray(row_weights, dtype=np.float32)
+        if weight_values.shape != label_values.shape or not (np.isfinite(weight_values) & (weight_values > 0)).all():
+            raise ValueError("row_weights must be one positive finite weight per row")
+        weights = torch.as_tensor(weight_values)
 
     torch.manual_seed(seed)
     pair_rng = np.random.default_rng(seed)
@@ -250,7 +287,8 @@ def train_ranker(
             batch = {key: tensor[rows].to(resolved) for key, tensor in tensors.items()}
             scores = model(batch)
             preferred_scores, other_scores = scores.split(len(batch_pairs))
-            loss = pairwise_hinge_loss(preferred_scores, other_scores, margin=margin)
+            pair_weights = None if weights is None else weights[batch_pairs[:, 0]].to(resolved)
+            loss = pairwise_hinge_loss(preferred_scores, other_scores, margin=margin, weights=pair_weights)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
