@@ -219,17 +219,35 @@ def test_each_modality_beats_random_within_modality(synthetic, modality):
     assert all(math.isfinite(record["validation_ndcg_at_10"]) for record in history)
 
 
-def test_training_is_deterministic_under_a_seed(synthetic):
-    # Given the same answer rows and seed twice, and a different seed once
+def _answer_trainer(synthetic):
+    """A function training the answer ranker on the synthetic rows (2 epochs, any seed and row
+    weights) and scoring the held-out rows, and the number of training rows."""
     train, held_out = _split(synthetic, "answer")
     encode = FakeTextEncoder()
     features = build_feature_arrays(train, "answer", encode=encode)
     held_out_features = build_feature_arrays(held_out, "answer", encode=encode)
     labels, groups = preference_labels(train), train["request_id"].to_numpy()
 
-    def scores_for(seed: int) -> np.ndarray:
-        model, _ = train_ranker("answer", features, groups, labels, seed=seed, epochs=2, batch_size=64, device="cpu")
+    def scores_for(seed: int, row_weights: np.ndarray | None = None) -> np.ndarray:
+        model, _ = train_ranker(
+            "answer",
+            features,
+            groups,
+            labels,
+            seed=seed,
+            epochs=2,
+            batch_size=64,
+            device="cpu",
+            row_weights=row_weights,
+        )
         return score_frame(model, held_out_features, device="cpu")
+
+    return scores_for, len(labels)
+
+
+def test_training_is_deterministic_under_a_seed(synthetic):
+    # Given the same answer rows and seed twice, and a different seed once
+    scores_for, _ = _answer_trainer(synthetic)
 
     # Then same seed gives identical scores, another seed different ones
     np.testing.assert_array_equal(scores_for(5), scores_for(5))
@@ -400,25 +418,14 @@ def test_inverse_propensity_weights_hand_computed_and_capped():
 
 
 def test_row_weights_change_training_and_bad_weights_are_refused(synthetic):
-    # Given the answer rows, trained without and with weights that favour some requests' pairs
-    train, held_out = _split(synthetic, "answer")
-    encode = FakeTextEncoder()
-    features = build_feature_arrays(train, "answer", encode=encode)
-    held_out_features = build_feature_arrays(held_out, "answer", encode=encode)
-    labels, groups = preference_labels(train), train["request_id"].to_numpy()
-    weights = np.where(np.arange(len(labels)) % 2 == 0, 10.0, 0.1)
-
-    def scores_for(row_weights: np.ndarray | None) -> np.ndarray:
-        model, _ = train_ranker(
-            "answer", features, groups, labels, seed=5, epochs=2, batch_size=64, device="cpu", row_weights=row_weights
-        )
-        return score_frame(model, held_out_features, device="cpu")
-
+    # Given the answer rows, trained without and with weights that favour some rows' pairs
+    scores_for, rows = _answer_trainer(synthetic)
+    weights = np.where(np.arange(rows) % 2 == 0, 10.0, 0.1)
     # Then equal weights train exactly as no weights, unequal ones differently
-    np.testing.assert_allclose(scores_for(np.ones(len(labels))), scores_for(None), rtol=1e-5, atol=1e-6)
-    assert not np.allclose(scores_for(weights), scores_for(None))
+    np.testing.assert_allclose(scores_for(5, np.ones(rows)), scores_for(5), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(scores_for(5, weights), scores_for(5))
     with pytest.raises(ValueError, match="one positive finite weight per row"):
-        scores_for(np.zeros(len(labels)))
+        scores_for(5, np.zeros(rows))
 
 
 def test_ndcg_at_10_hand_computed_with_stable_ties_and_empty_groups():

@@ -50,7 +50,8 @@ PLACEMENTS = ("top", "top_deep", "top_random_deep")
 
 
 def deeper_positions(placement: str, n_items: int, budget: float, rng: np.random.Generator) -> NDArray[np.int64]:
-    """Sorted 0-based positions of one modality's list of `n_items` for a top-plus-deeper placement."""
+    """Sorted 0-based positions of one modality's list of `n_items` for a top-plus-deeper placement
+    (a `restrict_to_budget` chooser)."""
     count = label_count(n_items, budget)
     top = math.ceil(count / 2)
     deep, rest = count - top, n_items - top
@@ -65,20 +66,9 @@ def deeper_positions(placement: str, n_items: int, budget: float, rng: np.random
 
 
 def place_labels(store: PageStore, placement: str, budget: float, seed: int) -> PageStore:
-    """`restrict_to_budget` for the placements above (same loop, same rng seeding)."""
     if placement == "top":
         return restrict_to_budget(store, strategy="top", budget=budget, seed=seed)
-    rng = np.random.default_rng(seed)
-    keep = np.zeros(store.n_items, dtype=bool)
-    for page in range(store.n_pages):
-        start, stop = int(store.offsets[page]), int(store.offsets[page + 1])
-        modality_ids = store.modality_id[start:stop]
-        ranks = store.rank_in_modality[start:stop]
-        for modality in np.unique(modality_ids):
-            rows = np.flatnonzero(modality_ids == modality)
-            ordered = rows[np.argsort(ranks[rows], kind="stable")]
-            keep[start + ordered[deeper_positions(placement, len(ordered), budget, rng)]] = True
-    return store.with_labels(np.where(keep, store.labels, np.nan))
+    return restrict_to_budget(store, strategy=placement, budget=budget, seed=seed, choose=deeper_positions)
 
 
 def strategies(pages: Any, truth: NDArray[np.floating], budgets: list[float], seeds: list[int]) -> None:

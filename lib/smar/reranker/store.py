@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -267,17 +267,28 @@ def attach_page_labels(store: PageStore, labels: pd.DataFrame) -> PageStore:
     return replace(store.with_labels(grades), page_id=page_ids)
 
 
+#: Chooses the 0-based positions to label in one ranked list: (strategy, n, budget, rng) -> positions.
+PositionChooser = Callable[[str, int, float, np.random.Generator], NDArray[np.int64]]
+
+
+def _annotation_positions(strategy: str, n_items: int, budget: float, rng: np.random.Generator) -> NDArray[np.int64]:
+    return select_positions(strategy, n_items, budget, rng=rng)
+
+
 def restrict_to_budget(
     store: PageStore,
     *,
     strategy: str,
     budget: float,
     seed: int = 0,
+    choose: PositionChooser = _annotation_positions,
 ) -> PageStore:
     """Keep the labels of the items a budgeted annotation would have labelled: per page and
     modality, the positions `select_positions(strategy, n, budget)` of the single-modal ranked
     list of all n candidates (random: rng seeded by `seed`, pages in store order). Emulates
-    lower budgets from a fuller annotation; an item chosen but never labelled stays unlabelled."""
+    lower budgets from a fuller annotation; an item chosen but never labelled stays unlabelled.
+    `choose` replaces `select_positions` (lever experiments try placements the annotation step
+    does not offer)."""
     rng = np.random.default_rng(seed)
     keep = np.zeros(store.n_items, dtype=bool)
     for page in range(store.n_pages):
@@ -287,7 +298,7 @@ def restrict_to_budget(
         for modality in np.unique(modality_ids):
             rows = np.flatnonzero(modality_ids == modality)
             ordered = rows[np.argsort(ranks[rows], kind="stable")]
-            chosen = select_positions(strategy, len(ordered), budget, rng=rng)
+            chosen = choose(strategy, len(ordered), budget, rng)
             keep[start + ordered[chosen]] = True
     return store.with_labels(np.where(keep, store.labels, np.nan))
 
