@@ -91,6 +91,7 @@ def main() -> None:
     parser.add_argument("--budgets", default="0.1,0.3")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--early-stopping", action="store_true", help="only shipped and pseudo_validation")
+    parser.add_argument("--rounding", action="store_true", help="only the rounded pseudo-grades")
     args = parser.parse_args()
     torch.set_num_threads(1)
     data = pickle.loads((WORK / f"pages-{args.labels}.pkl").read_bytes())
@@ -110,6 +111,18 @@ def main() -> None:
         for seed in [int(s) for s in args.seeds.split(",")]:
             train = restrict_to_budget(pages.train, strategy="top", budget=budget, seed=seed)
             validation = restrict_to_budget(pages.validation, strategy="top", budget=budget, seed=seed + 1)
+            if args.rounding:
+                teacher = fit(train, validation, seed, "calibrated_merge")
+                pseudo = pseudo_labelled(train, score_store(teacher, train)).labels
+                row = {}
+                for name, steps in (("rounded", 1.0), ("halves", 2.0)):
+                    grades = np.where(train.label_mask, train.labels, np.round(steps * pseudo) / steps)
+                    student = fit(train.with_labels(grades.astype(np.float32)), validation, seed, "residual_merge")
+                    row[name] = ndcg(score_store(student, pages.validation))
+                for name, value in row.items():
+                    results.setdefault(name, []).append(value)
+                print(budget, seed, row, flush=True)
+                continue
             if args.early_stopping:
                 teacher = fit(train, validation, seed, "calibrated_merge")
                 pseudo_train = pseudo_labelled(train, score_store(teacher, train))
@@ -153,7 +166,9 @@ def main() -> None:
                 results.setdefault(name, []).append(value)
             print(budget, seed, row, flush=True)
         record = {
-            "name": "self_training_variants" + (" early_stopping" if args.early_stopping else ""),
+            "name": "self_training_variants"
+            + (" early_stopping" if args.early_stopping else "")
+            + (" rounding" if args.rounding else ""),
             "labels": args.labels,
             "strategy": "top",
             "budget": budget,
