@@ -27,16 +27,13 @@ prints one JSON line per budget and appends it to levers_validation.jsonl.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import pickle
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
+from levers import load_pages, record_result
 from numpy.typing import NDArray
 
 from smar.annotation.strategies import label_count
@@ -44,8 +41,6 @@ from smar.reranker.merge_selection import isotonic_fit, merge_config, train_sele
 from smar.reranker.store import PageStore, restrict_to_budget
 from smar.reranker.training import TrainingConfig, mean_ndcg, score_store, train_reranker
 
-HERE = Path(__file__).resolve().parent
-WORK = Path(os.environ.get("LEVERS_WORK", "/tmp/wh16"))
 PLACEMENTS = ("top", "top_deep", "top_random_deep")
 
 
@@ -83,17 +78,16 @@ def strategies(pages: Any, truth: NDArray[np.floating], budgets: list[float], se
                 value = round(mean_ndcg(pages.validation, score_store(model, pages.validation), truth), 4)
                 results.setdefault(placement, []).append(value)
                 print(budget, seed, placement, value, int(train.label_mask.sum()), "labels", flush=True)
-        record = {
-            "name": "label_placement strategies",
-            "kind": "smar_merge",
-            "budget": budget,
-            "seeds": seeds,
-            "valid_ndcg": {name: round(float(np.mean(values)), 4) for name, values in results.items()},
-            "per_seed": results,
-        }
-        print(json.dumps(record), flush=True)
-        with (HERE / "levers_validation.jsonl").open("a") as handle:
-            handle.write(json.dumps(record) + "\n")
+        record_result(
+            {
+                "name": "label_placement strategies",
+                "kind": "smar_merge",
+                "budget": budget,
+                "seeds": seeds,
+                "valid_ndcg": {name: round(float(np.mean(values)), 4) for name, values in results.items()},
+                "per_seed": results,
+            }
+        )
 
 
 def page_residuals(pages: Any, budgets: list[float], seeds: list[int]) -> None:
@@ -137,13 +131,13 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    data = pickle.loads((WORK / "pages-oracle.pkl").read_bytes())
+    pages, truth = load_pages("oracle")
     budgets = [float(b) for b in args.budgets.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
     if args.mode == "strategies":
-        strategies(data["pages"], data["validation_truth"], budgets, seeds)
+        strategies(pages, truth, budgets, seeds)
     else:
-        page_residuals(data["pages"], budgets, seeds)
+        page_residuals(pages, budgets, seeds)
 
 
 if __name__ == "__main__":

@@ -44,6 +44,19 @@ def pages_file(labels: str) -> Path:
     return WORK / f"pages-{labels}.pkl"
 
 
+def load_pages(labels: str) -> tuple[Any, Any]:
+    """The prepared pages of `prepare` and the validation queries' hidden truth."""
+    data = pickle.loads(pages_file(labels).read_bytes())
+    return data["pages"], data["validation_truth"]
+
+
+def record_result(record: dict[str, Any]) -> None:
+    """Print one result line and append it to levers_validation.jsonl (every lever script)."""
+    print(json.dumps(record), flush=True)
+    with (HERE / "levers_validation.jsonl").open("a") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
 def prepare(noise: float, disagreement: float) -> None:
     """Simulate the full annotation (as the sweep does) and pickle the prepared pages with the
     validation queries' hidden truth."""
@@ -92,8 +105,7 @@ def self_train(
 def run(
     name: str, kind: str, budgets: list[float], seeds: list[int], labels: str, strategy: str, options: dict
 ) -> None:
-    data = pickle.loads(pages_file(labels).read_bytes())
-    pages, truth = data["pages"], data["validation_truth"]
+    pages, truth = load_pages(labels)
     for budget in budgets:
         values, on_labels = [], []
         started = time.perf_counter()
@@ -136,9 +148,7 @@ def run(
             "seconds": round(time.perf_counter() - started, 1),
             "options": options,
         }
-        print(json.dumps(record), flush=True)
-        with (HERE / "levers_validation.jsonl").open("a") as handle:
-            handle.write(json.dumps(record) + "\n")
+        record_result(record)
 
 
 def parse_value(text: str) -> Any:

@@ -26,15 +26,12 @@ levers_validation.jsonl.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import pickle
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+from levers import load_pages, record_result
 from numpy.typing import NDArray
 
 from smar.lake import Lakehouse
@@ -43,8 +40,6 @@ from smar.reranker.merge_selection import merge_config, pseudo_labelled
 from smar.reranker.store import PageStore, restrict_to_budget
 from smar.reranker.training import TrainingConfig, mean_ndcg, score_store, train_reranker
 
-HERE = Path(__file__).resolve().parent
-WORK = Path(os.environ.get("LEVERS_WORK", "/tmp/wh16"))
 ENSEMBLE = 3
 
 
@@ -85,6 +80,9 @@ def standardised_mean(scores: list[NDArray[np.floating]]) -> NDArray[np.float32]
     return np.mean([(s - s.mean()) / (s.std() + 1e-9) for s in scores], axis=0).astype(np.float32)
 
 
+Row = dict[str, float]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--labels", default="oracle", choices=("oracle", "noisy"))
@@ -94,92 +92,93 @@ def main() -> None:
     parser.add_argument("--rounding", action="store_true", help="only the rounded pseudo-grades")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    data = pickle.loads((WORK / f"pages-{args.labels}.pkl").read_bytes())
-    pages, truth = data["pages"], data["validation_truth"]
-    evidence = click_evidence()
+    pages, truth = load_pages(args.labels)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    # Only the full set of variants uses the clicks: the other modes need not read the logs.
+    evidence = None if args.rounding or args.early_stopping else click_evidence()
 
     def fit(store: PageStore, validation: PageStore, seed: int, candidate: str) -> torch.nn.Module:
         config = merge_config(TrainingConfig(seed=seed, device="cpu"), candidate)
         return train_reranker(store, validation, config, progress=False).model
 
-    def ndcg(scores: NDArray[np.floating]) -> float:
+    def ndcg(model: torch.nn.Module) -> float:
+        return ndcg_of(score_store(model, pages.validation))
+
+    def ndcg_of(scores: NDArray[np.floating]) -> float:
         return round(mean_ndcg(pages.validation, np.asarray(scores, np.float32), truth), 4)
 
+    def rounding(train: PageStore, validation: PageStore, seed: int) -> Row:
+        pseudo = pseudo_labelled(train, score_store(fit(train, validation, seed, "calibrated_merge"), train)).labels
+        row = {}
+        for name, steps in (("rounded", 1.0), ("halves", 2.0)):
+            grades = np.where(train.label_mask, train.labels, np.round(steps * pseudo) / steps)
+            row[name] = ndcg(fit(train.with_labels(grades.astype(np.float32)), validation, seed, "residual_merge"))
+        return row
+
+    def early_stopping(train: PageStore, validation: PageStore, seed: int) -> Row:
+        teacher = fit(train, validation, seed, "calibrated_merge")
+        pseudo_train = pseudo_labelled(train, score_store(teacher, train))
+        pseudo_valid = pseudo_labelled(validation, score_store(teacher, validation))
+        return {
+            "shipped": ndcg(fit(pseudo_train, validation, seed, "residual_merge")),
+            "pseudo_validation": ndcg(fit(pseudo_train, pseudo_valid, seed, "residual_merge")),
+        }
+
+    def variants(train: PageStore, validation: PageStore, seed: int) -> Row:
+        ensemble_seeds = [seed + 100 * k for k in range(ENSEMBLE)]
+        teachers = [fit(train, validation, s, "calibrated_merge") for s in ensemble_seeds]
+        on_train = [score_store(t, train) for t in teachers]
+        students = [fit(pseudo_labelled(train, on_train[0]), validation, s, "residual_merge") for s in ensemble_seeds]
+        ensemble_pseudo = pseudo_labelled(train, standardised_mean(on_train))
+        ensemble_students = [fit(ensemble_pseudo, validation, s, "residual_merge") for s in ensemble_seeds]
+        second = fit(pseudo_labelled(train, score_store(students[0], train)), validation, seed, "residual_merge")
+        assert evidence is not None
+        labelled = train.label_mask
+        design = np.column_stack([np.ones(train.n_items), click_matrix(train, evidence), on_train[0]])
+        coefficients, *_ = np.linalg.lstsq(design[labelled], train.labels[labelled], rcond=None)
+        click_pseudo = pseudo_labelled(train, (design @ coefficients).astype(np.float32))
+
+        def ensemble(models: list[torch.nn.Module]) -> float:
+            return ndcg_of(standardised_mean([score_store(m, pages.validation) for m in models]))
+
+        return {
+            "teacher": ndcg(teachers[0]),
+            "teacher_ens3": ensemble(teachers),
+            "shipped": ndcg(students[0]),
+            "student_ens3": ensemble(students),
+            "ens_teacher_ens_student": ensemble(ensemble_students),
+            "round2": ndcg(second),
+            "click_teacher": ndcg(fit(click_pseudo, validation, seed, "residual_merge")),
+        }
+
+    if args.rounding:
+        name, measure = "self_training_variants rounding", rounding
+    elif args.early_stopping:
+        name, measure = "self_training_variants early_stopping", early_stopping
+    else:
+        name, measure = "self_training_variants", variants
     for budget in [float(b) for b in args.budgets.split(",")]:
         results: dict[str, list[float]] = {}
         started = time.perf_counter()
-        for seed in [int(s) for s in args.seeds.split(",")]:
+        for seed in seeds:
             train = restrict_to_budget(pages.train, strategy="top", budget=budget, seed=seed)
             validation = restrict_to_budget(pages.validation, strategy="top", budget=budget, seed=seed + 1)
-            if args.rounding:
-                teacher = fit(train, validation, seed, "calibrated_merge")
-                pseudo = pseudo_labelled(train, score_store(teacher, train)).labels
-                row = {}
-                for name, steps in (("rounded", 1.0), ("halves", 2.0)):
-                    grades = np.where(train.label_mask, train.labels, np.round(steps * pseudo) / steps)
-                    student = fit(train.with_labels(grades.astype(np.float32)), validation, seed, "residual_merge")
-                    row[name] = ndcg(score_store(student, pages.validation))
-                for name, value in row.items():
-                    results.setdefault(name, []).append(value)
-                print(budget, seed, row, flush=True)
-                continue
-            if args.early_stopping:
-                teacher = fit(train, validation, seed, "calibrated_merge")
-                pseudo_train = pseudo_labelled(train, score_store(teacher, train))
-                pseudo_valid = pseudo_labelled(validation, score_store(teacher, validation))
-                row = {
-                    "shipped": ndcg(
-                        score_store(fit(pseudo_train, validation, seed, "residual_merge"), pages.validation)
-                    ),
-                    "pseudo_validation": ndcg(
-                        score_store(fit(pseudo_train, pseudo_valid, seed, "residual_merge"), pages.validation)
-                    ),
-                }
-                for name, value in row.items():
-                    results.setdefault(name, []).append(value)
-                print(budget, seed, row, flush=True)
-                continue
-            seeds = [seed + 100 * k for k in range(ENSEMBLE)]
-            teachers = [fit(train, validation, s, "calibrated_merge") for s in seeds]
-            on_train = [score_store(t, train) for t in teachers]
-            students = [fit(pseudo_labelled(train, on_train[0]), validation, s, "residual_merge") for s in seeds]
-            ensemble_pseudo = pseudo_labelled(train, standardised_mean(on_train))
-            ensemble_students = [fit(ensemble_pseudo, validation, s, "residual_merge") for s in seeds]
-            second = fit(pseudo_labelled(train, score_store(students[0], train)), validation, seed, "residual_merge")
-            labelled = train.label_mask
-            design = np.column_stack([np.ones(train.n_items), click_matrix(train, evidence), on_train[0]])
-            coefficients, *_ = np.linalg.lstsq(design[labelled], train.labels[labelled], rcond=None)
-            click_pseudo = pseudo_labelled(train, (design @ coefficients).astype(np.float32))
-            click_student = fit(click_pseudo, validation, seed, "residual_merge")
-            row = {
-                "teacher": ndcg(score_store(teachers[0], pages.validation)),
-                "teacher_ens3": ndcg(standardised_mean([score_store(t, pages.validation) for t in teachers])),
-                "shipped": ndcg(score_store(students[0], pages.validation)),
-                "student_ens3": ndcg(standardised_mean([score_store(s, pages.validation) for s in students])),
-                "ens_teacher_ens_student": ndcg(
-                    standardised_mean([score_store(s, pages.validation) for s in ensemble_students])
-                ),
-                "round2": ndcg(score_store(second, pages.validation)),
-                "click_teacher": ndcg(score_store(click_student, pages.validation)),
-            }
-            for name, value in row.items():
-                results.setdefault(name, []).append(value)
+            row = measure(train, validation, seed)
+            for variant, value in row.items():
+                results.setdefault(variant, []).append(value)
             print(budget, seed, row, flush=True)
-        record = {
-            "name": "self_training_variants"
-            + (" early_stopping" if args.early_stopping else "")
-            + (" rounding" if args.rounding else ""),
-            "labels": args.labels,
-            "strategy": "top",
-            "budget": budget,
-            "seeds": [int(s) for s in args.seeds.split(",")],
-            "valid_ndcg": {name: round(float(np.mean(values)), 4) for name, values in results.items()},
-            "per_seed": results,
-            "seconds": round(time.perf_counter() - started, 1),
-        }
-        print(json.dumps(record), flush=True)
-        with (HERE / "levers_validation.jsonl").open("a") as handle:
-            handle.write(json.dumps(record) + "\n")
+        record_result(
+            {
+                "name": name,
+                "labels": args.labels,
+                "strategy": "top",
+                "budget": budget,
+                "seeds": seeds,
+                "valid_ndcg": {variant: round(float(np.mean(values)), 4) for variant, values in results.items()},
+                "per_seed": results,
+                "seconds": round(time.perf_counter() - started, 1),
+            }
+        )
 
 
 if __name__ == "__main__":
