@@ -157,7 +157,8 @@ def train_single_modal(
 
         # The curve comes from the randomised pages among the rows read; a window without them
         # cannot be debiased, and that is an error (PropensityFitError says why), not a silent
-        # fallback to the biased loss.
+        # fallback to the biased loss. Only the point curve is used; the (vectorised, cheap)
+        # bootstrap refits are kept as the fit's stability check, the same one the replay applies.
         curve, _, _ = estimate_examination_curve(logs, n_bootstrap=100, seed=seed)
         examination = curve.examination
         log.info("train-single-modal: pairs weighted by 1 / P(examined | slot), gamma = %s", np.round(examination, 3))

@@ -233,8 +233,8 @@ def train_ranker(
     `batch_size` counts pairs. Pairs are re-sampled every epoch (up to `max_pairs_per_group` per
     request). With `validation`, NDCG@10 is logged per epoch and the best epoch's weights are
     returned. `row_weights` [N] (e.g. `inverse_propensity_weights`) weighs each pair by the
-    weight of its preferred row. Deterministic for a given seed on CPU. Training stays in float32 (the head is small;
-    AMP would only add loss scaling). Returns (model in eval mode on `device`, history: one dict
+    weight of its preferred row. Deterministic for a given seed on CPU. Training stays in float32
+    (the head is small; AMP would only add loss scaling). Returns (model in eval mode on `device`, history: one dict
     per epoch with epoch, pairs, train_loss and, with validation, validation_ndcg_at_10).
     """
     kind = modality_kind(modality)
