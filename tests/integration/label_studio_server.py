@@ -189,6 +189,21 @@ def stop_process_group(pid: int, grace_s: float = STOP_GRACE_S) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
+def start_command(
+    executable: Path, *, port: int, data_dir: Path, username: str, password: str, token: str
+) -> list[str]:
+    """The `label-studio start` command line. Every value goes in `--flag=value` form: a random
+    `token_urlsafe` password starts with "-" once in 64 draws, and argparse reads a separate
+    "-..." word as the next option ("--password: expected one argument"), which failed a CI run."""
+    return [
+        str(executable), "start", "--no-browser",
+        "--internal-host=127.0.0.1", f"--port={port}",
+        f"--data-dir={data_dir}",
+        f"--username={username}", f"--password={password}",
+        f"--user-token={token}", "--enable-legacy-api-token",
+    ]  # fmt: skip
+
+
 @contextlib.contextmanager
 def running_server(
     *,
@@ -215,13 +230,8 @@ def running_server(
         if template is not None and not database.exists():
             database.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(template, database)
-        command = [
-            str(executable), "start", "--no-browser",
-            "--internal-host", "127.0.0.1", "-p", str(port),
-            "--data-dir", str(data_dir / "data"),
-            "--username", username, "--password", password,
-            "--user-token", token, "--enable-legacy-api-token",
-        ]  # fmt: skip
+        command = start_command(executable, port=port, data_dir=data_dir / "data",
+                                username=username, password=password, token=token)  # fmt: skip
         started = time.monotonic()
         with open(log_path, "ab") as log:
             process = subprocess.Popen(

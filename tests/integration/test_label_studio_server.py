@@ -39,7 +39,13 @@ from smar.annotation.simulate import simulate_grades
 from smar.storage.uris import join, local_path
 from tests.fixtures_scores import STANDIN_MODEL_VERSION, write_standin_scores
 from tests.integration.chromium import HeadlessChromium, chromium_executable
-from tests.integration.label_studio_server import LabelStudioServer, running_server
+from tests.integration.label_studio_server import (
+    LabelStudioServer,
+    _server_environment,
+    label_studio_executable,
+    running_server,
+    start_command,
+)
 from tests.integration.label_studio_ui import choose_grades, login, open_task, submit
 
 pytestmark = pytest.mark.label_studio
@@ -48,6 +54,27 @@ DS = "2026-11-01"
 NOISE, DISAGREEMENT, SEED, N_ANNOTATORS = 0.3, 0.3, 7, 2
 VERSIONED = ("silver.page_labels", "silver.annotation_tasks", "bronze.rejects")
 REPOSITORY = Path(__file__).resolve().parents[2]
+
+
+def test_start_command_survives_a_password_that_starts_with_a_dash(tmp_path: Path) -> None:
+    """A CI run failed once because a random password began with "-" and Label Studio's argparse
+    took it for an option. Parse our command line with the server's own parser."""
+    executable = label_studio_executable()
+    values = {"username": "smar-admin@example.org", "password": "-dash_first-", "token": "-tok"}
+    command = start_command(executable, port=8123, data_dir=tmp_path / "data", **values)
+    parse = (
+        "import json, sys\n"
+        "from label_studio.core.argparser import parse_input_args\n"
+        "a = parse_input_args(sys.argv[1:])\n"
+        "print(json.dumps([a.command, a.username, a.password, a.user_token, a.port, a.data_dir]))\n"
+    )
+    python = executable.parent / "python"
+    done = subprocess.run(
+        [str(python), "-c", parse, *command[1:]],
+        capture_output=True, text=True, check=True, env=_server_environment(tmp_path / "data"),
+    )  # fmt: skip
+    parsed = json.loads(done.stdout.strip().splitlines()[-1])
+    assert parsed == ["start", *values.values(), 8123, str(tmp_path / "data")]
 
 
 @pytest.fixture(scope="module")
