@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from tests.integration.chromium import ChromiumError, HeadlessChromium
 
 CHOICES_PER_ITEM = 5
+#: how long the labeling page must stay ready before it is read or clicked (see `open_task`)
+SETTLE_S = 2.0
 RADIO = "document.querySelectorAll('input.ant-radio-input')"
 SUBMIT = "document.querySelector('button[aria-label=\"Submit current annotation\"]')"
 
@@ -35,12 +37,46 @@ def login(browser: HeadlessChromium, url: str, email: str, password: str, *, tim
 
 
 def open_task(
-    browser: HeadlessChromium, url: str, project_id: int, ls_task_id: int, n_items: int, *, timeout_s: float = 120.0
+    browser: HeadlessChromium,
+    url: str,
+    project_id: int,
+    ls_task_id: int,
+    n_items: int,
+    *,
+    expect_text: Sequence[str] = (),
+    timeout_s: float = 120.0,
 ) -> None:
     """Open the labeling page of one task (the Data Manager with the task selected) and wait
-    until every item's choices are on it."""
+    until every item's choices are shown and the page's visible text holds every string of
+    `expect_text`, and that has held for `SETTLE_S`.
+
+    The Data Manager mounts the labeling panel, unmounts it a few hundred milliseconds later
+    (when `&tab=` lands in the URL) and mounts it again; seen by polling the page. A wait that
+    returns at the first mount reads the page in the gap: a loaded CI machine once got only the
+    Data Manager's columns, without the task's rubric. So the page must stay ready, not just
+    become ready."""
     browser.navigate(f"{url}/projects/{project_id}/data?task={ls_task_id}", timeout_s=timeout_s)
-    browser.wait_for(f"{RADIO}.length >= {n_items * CHOICES_PER_ITEM}", timeout_s=timeout_s)
+    shown = f"Array.from({RADIO}).filter(radio => radio.getClientRects().length > 0).length"
+    texts = "".join(f" && document.body.innerText.includes({json.dumps(text)})" for text in expect_text)
+    wait_until_steady(browser, f"{shown} >= {n_items * CHOICES_PER_ITEM}{texts}", timeout_s=timeout_s)
+
+
+def wait_until_steady(
+    browser: HeadlessChromium, expression: str, *, hold_s: float | None = None, timeout_s: float = 120.0
+) -> None:
+    """Poll `expression` until it has been truthy at every poll for `hold_s` seconds in a row
+    (default `SETTLE_S`); ChromiumError when that has not happened within `timeout_s`."""
+    hold_s = SETTLE_S if hold_s is None else hold_s
+    deadline = time.monotonic() + timeout_s
+    while True:
+        browser.wait_for(expression, timeout_s=max(deadline - time.monotonic(), 0.1))
+        ready_since = time.monotonic()
+        while browser.evaluate(f"!!({expression})"):
+            if time.monotonic() - ready_since >= hold_s:
+                return
+            time.sleep(0.1)
+        if time.monotonic() > deadline:
+            raise ChromiumError(f"{expression} never stayed true for {hold_s} s within {timeout_s} s")
 
 
 def choose_grades(browser: HeadlessChromium, grades: Sequence[int], *, attempts: int = 5) -> None:

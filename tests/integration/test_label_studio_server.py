@@ -347,11 +347,15 @@ def test_the_labeling_page_shows_our_items_and_a_person_can_grade_them(server, d
     with HeadlessChromium(width=1400, height=1400) as browser:
         # Given an annotator logged in through the login form, on the task's labeling page
         login(browser, server.url, server.username, server.password)
-        open_task(browser, server.url, project.id, ls_task_id, len(items))
+        titles = [item["text"].split("\n")[0] for item in items]
+        open_task(
+            browser, server.url, project.id, ls_task_id, len(items),
+            expect_text=[task["data"]["query"], "4 fully meets the need", *titles],
+        )  # fmt: skip
         # Then the page shows the query, the rubric and every item's title, in the order shown
         text = browser.text()
         assert task["data"]["query"] in text and "4 fully meets the need" in text
-        positions = [text.find(item["text"].split("\n")[0]) for item in items]
+        positions = [text.find(title) for title in titles]
         assert all(position >= 0 for position in positions) and positions == sorted(positions), positions
         # When the annotator picks a grade per item with the mouse and submits
         choose_grades(browser, grades)
