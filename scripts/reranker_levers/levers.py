@@ -7,6 +7,7 @@ trains. One JSON line per (variant, budget) is printed and appended to --results
 
     levers.py prepare [--noise 0.1 --disagreement 0.1]      # simulated labels + a pages pickle
     levers.py run NAME --kind KIND [--budgets 0.1,0.2,0.3] [--seeds 0,1] [--labels noisy] [key=value ...]
+    levers.py run NAME ... --train-queries 0.5    # a learning curve: half the page_train queries
 
 KIND: `train` (TrainingConfig overrides), `smar_merge` (the shipped method; key=value override
 the base config), `self_train` (teacher / student overrides as teacher.key=value and
@@ -87,6 +88,16 @@ def budgeted(store: PageStore, strategy: str, budget: float, seed: int) -> PageS
     return store if budget >= 1.0 else restrict_to_budget(store, strategy=strategy, budget=budget, seed=seed)
 
 
+def sample_queries(store: PageStore, share: float, seed: int) -> PageStore:
+    """Every page of a seeded `share` of the store's queries (at least one query): the learning
+    curve over training queries. A query keeps all its days, so a page's label budget is unchanged."""
+    if share >= 1.0:
+        return store
+    queries = np.unique(store.query_id.astype(str))
+    chosen = np.random.default_rng(10_000 + seed).permutation(queries)[: max(1, round(share * len(queries)))]
+    return store.subset(np.flatnonzero(np.isin(store.query_id.astype(str), chosen)))
+
+
 def self_train(
     train: PageStore, validation: PageStore, base: TrainingConfig, options: dict[str, dict[str, Any]]
 ) -> Any:
@@ -103,14 +114,21 @@ def self_train(
 
 
 def run(
-    name: str, kind: str, budgets: list[float], seeds: list[int], labels: str, strategy: str, options: dict
+    name: str,
+    kind: str,
+    budgets: list[float],
+    seeds: list[int],
+    labels: str,
+    strategy: str,
+    options: dict,
+    train_queries: float = 1.0,
 ) -> None:
     pages, truth = load_pages(labels)
     for budget in budgets:
         values, on_labels = [], []
         started = time.perf_counter()
         for seed in seeds:
-            train = budgeted(pages.train, strategy, budget, seed)
+            train = budgeted(sample_queries(pages.train, train_queries, seed), strategy, budget, seed)
             validation = budgeted(pages.validation, strategy, budget, seed + 1)
             base = TrainingConfig(seed=seed, device="cpu")
             if kind == "train":
@@ -141,6 +159,7 @@ def run(
             "labels": labels,
             "strategy": strategy,
             "budget": budget,
+            **({"train_queries": train_queries} if train_queries < 1.0 else {}),
             "seeds": seeds,
             "valid_ndcg": round(float(np.mean(values)), 4),
             "per_seed": [round(value, 4) for value in values],
@@ -169,6 +188,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--labels", default="oracle", choices=("oracle", "noisy"))
     parser.add_argument("--strategy", default="top")
+    parser.add_argument("--train-queries", type=float, default=1.0, help="share of page_train queries kept")
     parser.add_argument("--noise", type=float, default=0.0)
     parser.add_argument("--disagreement", type=float, default=0.0)
     args = parser.parse_intermixed_args()
@@ -185,6 +205,7 @@ def main() -> None:
         args.labels,
         args.strategy,
         options,
+        args.train_queries,
     )
 
 
