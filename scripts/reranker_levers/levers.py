@@ -5,7 +5,7 @@ over the given seeds, for a model trained on the budgeted `page_train` labels (s
 unless --strategy) and early-stopped on the budgeted `page_valid` labels, exactly as the sweep
 trains. One JSON line per (variant, budget) is printed and appended to --results.
 
-    levers.py prepare [--noise 0.1 --disagreement 0.1]      # simulated labels + a pages pickle
+    levers.py prepare [--noise 0.1 --disagreement 0.1] [--ds-start D --ds-end D]  # labels + a pages pickle
     levers.py run NAME --kind KIND [--budgets 0.1,0.2,0.3] [--seeds 0,1] [--labels noisy] [key=value ...]
     levers.py run NAME ... --train-queries 0.5    # a learning curve: half the page_train queries
 
@@ -36,6 +36,7 @@ from smar.reranker.store import PageStore, restrict_to_budget
 from smar.reranker.training import TrainingConfig, mean_ndcg, score_store, train_reranker
 from smar.vocabulary import day_range
 
+#: The sweep's 7 demo days; `prepare --ds-start/--ds-end` prepares another window.
 DAYS = day_range("2026-10-26", "2026-11-01")
 HERE = Path(__file__).resolve().parent
 WORK = Path(os.environ.get("LEVERS_WORK", "/tmp/wh16"))
@@ -58,7 +59,7 @@ def record_result(record: dict[str, Any]) -> None:
         handle.write(json.dumps(record) + "\n")
 
 
-def prepare(noise: float, disagreement: float) -> None:
+def prepare(noise: float, disagreement: float, days: list[str] = DAYS) -> None:
     """Simulate the full annotation (as the sweep does) and pickle the prepared pages with the
     validation queries' hidden truth."""
     from smar.cli.common import open_lakehouse
@@ -67,18 +68,18 @@ def prepare(noise: float, disagreement: float) -> None:
     from smar.reranker.store import grades_for_store
     from smar.reranker.sweep import SweepConfig, simulated_team, write_simulated_page_labels
 
-    config = SweepConfig(ds_start=DAYS[0], ds_end=DAYS[-1], label_noise=noise, label_disagreement=disagreement)
+    config = SweepConfig(ds_start=days[0], ds_end=days[-1], label_noise=noise, label_disagreement=disagreement)
     with open_lakehouse("levers") as lake:
         write_simulated_page_labels(
             lake.session,
             lake,
-            ds_values=DAYS,
+            ds_values=days,
             noise=noise,
             disagreement=disagreement,
             team=simulated_team(config) if config.noisy_labels else None,
         )
-        pages = prepare_pages(lake, ds_values=DAYS, annotators=config.label_annotators())
-        truth = grades_for_store(pages.validation, read_truth_grades(lake, ds_values=DAYS), by_query_only=True)
+        pages = prepare_pages(lake, ds_values=days, annotators=config.label_annotators())
+        truth = grades_for_store(pages.validation, read_truth_grades(lake, ds_values=days), by_query_only=True)
     name = "noisy" if config.noisy_labels else "oracle"
     pages_file(name).write_bytes(pickle.dumps({"pages": pages, "validation_truth": truth}))
     print(name, "train", pages.train.n_pages, "valid", pages.validation.n_pages, "test", pages.test.n_pages)
@@ -191,10 +192,12 @@ def main() -> None:
     parser.add_argument("--train-queries", type=float, default=1.0, help="share of page_train queries kept")
     parser.add_argument("--noise", type=float, default=0.0)
     parser.add_argument("--disagreement", type=float, default=0.0)
+    parser.add_argument("--ds-start", default=DAYS[0], help="prepare: first day of the window")
+    parser.add_argument("--ds-end", default=DAYS[-1], help="prepare: last day of the window")
     args = parser.parse_intermixed_args()
     torch.set_num_threads(1)
     if args.command == "prepare":
-        prepare(args.noise, args.disagreement)
+        prepare(args.noise, args.disagreement, day_range(args.ds_start, args.ds_end))
         return
     options = {key: parse_value(value) for key, value in (item.split("=", 1) for item in args.overrides)}
     run(
