@@ -142,17 +142,29 @@ class HeadlessChromium:
         self.send("Page.navigate", url=url)
         self.wait_for("document.readyState === 'complete' && location.href !== 'about:blank'", timeout_s=timeout_s)
 
-    def wait_for(self, expression: str, *, timeout_s: float = 60.0, interval_s: float = 0.25) -> Any:
-        """Poll a JavaScript expression until it is truthy; its value. ChromiumError on timeout."""
+    def wait_for(
+        self, expression: str, *, timeout_s: float = 60.0, interval_s: float = 0.25, hold_s: float = 0.0
+    ) -> Any:
+        """Poll a JavaScript expression until it is truthy, and (with `hold_s` > 0) has stayed
+        truthy at every poll for `hold_s` seconds in a row; its last value. ChromiumError on
+        timeout. A poll that fails (the page navigating) counts as not truthy."""
         deadline = time.monotonic() + timeout_s
         last: Any = None
+        truthy_since: float | None = None
         while time.monotonic() < deadline:
+            last = None
             with contextlib.suppress(ChromiumError):
                 last = self.evaluate(expression)
-                if last:
-                    return last
+            now = time.monotonic()
+            if not last:
+                truthy_since = None
+            elif truthy_since is None:
+                truthy_since = now
+            if truthy_since is not None and now - truthy_since >= hold_s:
+                return last
             time.sleep(interval_s)
-        raise ChromiumError(f"timed out after {timeout_s:.0f} s waiting for {expression!r} (last value {last!r})")
+        held = f", held {hold_s} s" if hold_s else ""
+        raise ChromiumError(f"timed out after {timeout_s:.0f} s waiting for {expression!r}{held} (last value {last!r})")
 
     def click(self, element_expression: str, *, timeout_s: float = 10.0) -> None:
         """A real mouse click (pressed and released) at the centre of the element that the

@@ -129,7 +129,7 @@ def template_database(executable: Path, *, timeout_s: float = 900.0) -> Path | N
         completed = subprocess.run(
             [str(executable), "version", "--data-dir", str(data_dir)],
             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout_s,
-            env=_server_environment(data_dir), cwd=scratch, check=False,
+            env=server_environment(data_dir), cwd=scratch, check=False,
         )  # fmt: skip
         database = data_dir / "label_studio.sqlite3"
         if completed.returncode != 0 or not database.is_file():
@@ -157,7 +157,7 @@ def _get(url: str, token: str | None = None, timeout: float = 5.0) -> tuple[int,
         return error.code, error.read()
 
 
-def _server_environment(data_dir: Path) -> dict[str, str]:
+def server_environment(data_dir: Path) -> dict[str, str]:
     environment = dict(os.environ)
     # Everything under data_dir: SQLite database, media, exports, the generated .env.
     environment["LABEL_STUDIO_BASE_DATA_DIR"] = str(data_dir)
@@ -239,7 +239,7 @@ def running_server(
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=_server_environment(data_dir / "data"),
+                env=server_environment(data_dir / "data"),
                 cwd=data_dir,
                 start_new_session=True,
             )

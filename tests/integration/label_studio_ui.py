@@ -58,25 +58,9 @@ def open_task(
     browser.navigate(f"{url}/projects/{project_id}/data?task={ls_task_id}", timeout_s=timeout_s)
     shown = f"Array.from({RADIO}).filter(radio => radio.getClientRects().length > 0).length"
     texts = "".join(f" && document.body.innerText.includes({json.dumps(text)})" for text in expect_text)
-    wait_until_steady(browser, f"{shown} >= {n_items * CHOICES_PER_ITEM}{texts}", timeout_s=timeout_s)
-
-
-def wait_until_steady(
-    browser: HeadlessChromium, expression: str, *, hold_s: float | None = None, timeout_s: float = 120.0
-) -> None:
-    """Poll `expression` until it has been truthy at every poll for `hold_s` seconds in a row
-    (default `SETTLE_S`); ChromiumError when that has not happened within `timeout_s`."""
-    hold_s = SETTLE_S if hold_s is None else hold_s
-    deadline = time.monotonic() + timeout_s
-    while True:
-        browser.wait_for(expression, timeout_s=max(deadline - time.monotonic(), 0.1))
-        ready_since = time.monotonic()
-        while browser.evaluate(f"!!({expression})"):
-            if time.monotonic() - ready_since >= hold_s:
-                return
-            time.sleep(0.1)
-        if time.monotonic() > deadline:
-            raise ChromiumError(f"{expression} never stayed true for {hold_s} s within {timeout_s} s")
+    browser.wait_for(
+        f"{shown} >= {n_items * CHOICES_PER_ITEM}{texts}", timeout_s=timeout_s, interval_s=0.1, hold_s=SETTLE_S
+    )
 
 
 def choose_grades(browser: HeadlessChromium, grades: Sequence[int], *, attempts: int = 5) -> None:

@@ -41,9 +41,9 @@ from tests.fixtures_scores import STANDIN_MODEL_VERSION, write_standin_scores
 from tests.integration.chromium import HeadlessChromium, chromium_executable
 from tests.integration.label_studio_server import (
     LabelStudioServer,
-    _server_environment,
     label_studio_executable,
     running_server,
+    server_environment,
     start_command,
 )
 from tests.integration.label_studio_ui import choose_grades, login, open_task, submit
@@ -71,7 +71,7 @@ def test_start_command_survives_a_password_that_starts_with_a_dash(tmp_path: Pat
     python = executable.parent / "python"
     done = subprocess.run(
         [str(python), "-c", parse, *command[1:]],
-        capture_output=True, text=True, check=True, env=_server_environment(tmp_path / "data"),
+        capture_output=True, text=True, check=True, env=server_environment(tmp_path / "data"),
     )  # fmt: skip
     parsed = json.loads(done.stdout.strip().splitlines()[-1])
     assert parsed == ["start", *values.values(), 8123, str(tmp_path / "data")]
